@@ -1,0 +1,65 @@
+/**
+ * Domain errors. Every layer throws these; the CRI edge maps them to a gRPC
+ * status in one place (src/cri/status-mapping.ts). The message is shown to a
+ * person running crictl or reading kubelet logs, so say what to do about it.
+ */
+export type ErrorKind =
+  | 'NotFound'
+  | 'AlreadyExists'
+  | 'InvalidArgument'
+  | 'FailedPrecondition'
+  | 'Unavailable'
+  | 'DeadlineExceeded'
+  | 'Cancelled'
+  | 'Unimplemented'
+  | 'ResourceExhausted'
+  | 'Internal';
+
+export abstract class AdapterError extends Error {
+  abstract readonly kind: ErrorKind;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+export class NotFoundError extends AdapterError {
+  readonly kind = 'NotFound' as const;
+}
+export class AlreadyExistsError extends AdapterError {
+  readonly kind = 'AlreadyExists' as const;
+}
+export class InvalidArgumentError extends AdapterError {
+  readonly kind = 'InvalidArgument' as const;
+}
+export class FailedPreconditionError extends AdapterError {
+  readonly kind = 'FailedPrecondition' as const;
+}
+export class UnavailableError extends AdapterError {
+  readonly kind = 'Unavailable' as const;
+}
+export class DeadlineExceededError extends AdapterError {
+  readonly kind = 'DeadlineExceeded' as const;
+}
+export class CancelledError extends AdapterError {
+  readonly kind = 'Cancelled' as const;
+}
+export class UnimplementedError extends AdapterError {
+  readonly kind = 'Unimplemented' as const;
+}
+export class ResourceExhaustedError extends AdapterError {
+  readonly kind = 'ResourceExhausted' as const;
+}
+export class InternalError extends AdapterError {
+  readonly kind = 'Internal' as const;
+}
+
+/** Prefixes an error's message with context while keeping its kind. */
+export function withContext(err: unknown, context: string): Error {
+  if (err instanceof AdapterError) {
+    const Ctor = err.constructor as new (m: string, o?: { cause?: unknown }) => AdapterError;
+    return new Ctor(`${context}: ${err.message}`, { cause: err });
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new InternalError(`${context}: ${message}`, { cause: err });
+}
