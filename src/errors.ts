@@ -56,10 +56,24 @@ export class InternalError extends AdapterError {
 
 /** Prefixes an error's message with context while keeping its kind. */
 export function withContext(err: unknown, context: string): Error {
-  if (err instanceof AdapterError) {
-    const Ctor = err.constructor as new (m: string, o?: { cause?: unknown }) => AdapterError;
-    return new Ctor(`${context}: ${err.message}`, { cause: err });
-  }
+  if (err instanceof AdapterError) return errorOfKind(err.kind, `${context}: ${err.message}`, { cause: err });
   const message = err instanceof Error ? err.message : String(err);
   return new InternalError(`${context}: ${message}`, { cause: err });
+}
+
+const CLASSES: Record<ErrorKind, new (message: string, options?: { cause?: unknown }) => AdapterError> = {
+  NotFound: NotFoundError,
+  AlreadyExists: AlreadyExistsError,
+  InvalidArgument: InvalidArgumentError,
+  FailedPrecondition: FailedPreconditionError,
+  Unavailable: UnavailableError,
+  DeadlineExceeded: DeadlineExceededError,
+  Cancelled: CancelledError,
+  Unimplemented: UnimplementedError,
+  ResourceExhausted: ResourceExhaustedError,
+  Internal: InternalError,
+};
+
+export function errorOfKind(kind: ErrorKind, message: string, options?: { cause?: unknown }): AdapterError {
+  return new CLASSES[kind](message, options);
 }

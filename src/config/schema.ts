@@ -1,0 +1,174 @@
+import convict from 'convict';
+
+/**
+ * One schema for every setting. Keys are camelCase paths; the flag and the
+ * environment variable of each key are derived from the path by one rule
+ * (see naming.ts), so `registry.configPath` is `--registry-config-path` and
+ * `CRI_ADAPTER_REGISTRY_CONFIG_PATH`. Later features add keys here only.
+ */
+
+export interface RuntimeHandlerConfig {
+  /** containerd runtime type, e.g. io.containerd.runc.v2 */
+  type: string;
+  /** runc's state directory; empty means the shim's default. */
+  root?: string;
+  systemdCgroup?: boolean;
+  binaryName?: string;
+}
+
+export type RuntimeMap = Record<string, RuntimeHandlerConfig>;
+
+const RUNTIME_KEYS = new Set(['type', 'root', 'systemdCgroup', 'binaryName']);
+
+convict.addFormat({
+  name: 'runtime-map',
+  validate(value: unknown) {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new Error('must be an object mapping handler names to {type, root, systemdCgroup, binaryName}');
+    }
+    for (const [handler, entry] of Object.entries(value as Record<string, unknown>)) {
+      if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(handler)) {
+        throw new Error(`handler name "${handler}" must be alphanumeric with . _ -`);
+      }
+      if (typeof entry !== 'object' || entry === null) {
+        throw new Error(`runtimes.${handler} must be an object`);
+      }
+      for (const [k, v] of Object.entries(entry as Record<string, unknown>)) {
+        if (!RUNTIME_KEYS.has(k)) throw new Error(`runtimes.${handler}.${k} is not a known runtime option`);
+        if ((k === 'type' || k === 'root' || k === 'binaryName') && typeof v !== 'string') {
+          throw new Error(`runtimes.${handler}.${k} must be a string`);
+        }
+        if (k === 'systemdCgroup' && typeof v !== 'boolean') {
+          throw new Error(`runtimes.${handler}.${k} must be a boolean`);
+        }
+      }
+      const type = (entry as Record<string, unknown>).type;
+      if (typeof type !== 'string' || type === '') throw new Error(`runtimes.${handler}.type is required`);
+    }
+  },
+  // Environment variables and flags carry the map as JSON.
+  coerce(value: unknown) {
+    return typeof value === 'string' ? JSON.parse(value) : value;
+  },
+});
+
+convict.addFormat({
+  name: 'string-list',
+  validate(value: unknown) {
+    if (!Array.isArray(value) || value.some((v) => typeof v !== 'string' || v === '')) {
+      throw new Error('must be a list of non-empty strings');
+    }
+  },
+  coerce(value: unknown) {
+    if (typeof value !== 'string') return value;
+    return value.startsWith('[') ? JSON.parse(value) : value.split(',').map((s) => s.trim()).filter(Boolean);
+  },
+});
+
+convict.addFormat({
+  name: 'absolute-path',
+  validate(value: unknown) {
+    if (typeof value !== 'string' || !value.startsWith('/')) throw new Error('must be an absolute path');
+  },
+});
+
+export const schema = {
+  config: {
+    doc: 'Configuration file (JSON). Environment variables override it; flags override both.',
+    format: String,
+    default: '',
+  },
+  listen: {
+    doc: 'Unix socket on which the CRI gRPC API is served.',
+    format: 'absolute-path',
+    default: '/run/cri-adapter/cri-adapter.sock',
+  },
+  root: {
+    doc: 'Persistent directory for state that must survive reboots of the adapter.',
+    format: 'absolute-path',
+    default: '/var/lib/cri-adapter',
+  },
+  state: {
+    doc: 'Runtime directory (FIFOs, pod files); may be lost on reboot.',
+    format: 'absolute-path',
+    default: '/run/cri-adapter',
+  },
+  logLevel: {
+    doc: 'Log level: error, warn, info, debug.',
+    format: ['error', 'warn', 'info', 'debug'],
+    default: 'info',
+  },
+  shutdownGraceSeconds: {
+    doc: 'On SIGTERM/SIGINT, how long in-flight CRI calls may take before they are cut.',
+    format: 'nat',
+    default: 10,
+  },
+  containerd: {
+    address: {
+      doc: "containerd's gRPC socket.",
+      format: 'absolute-path',
+      default: '/run/containerd/containerd.sock',
+    },
+    namespace: {
+      doc: "containerd namespace for the adapter's objects. Never k8s.io unless allowSharedNamespace is set.",
+      format: String,
+      default: 'cri-adapter',
+    },
+    allowSharedNamespace: {
+      doc: "Allow using containerd's own CRI plugin namespace (k8s.io); both would then see each other's objects.",
+      format: Boolean,
+      default: false,
+    },
+    callTimeoutSeconds: {
+      doc: 'Deadline of one containerd call when the CRI caller gave none.',
+      format: 'nat',
+      default: 120,
+    },
+  },
+  runtimes: {
+    doc: 'Map of CRI runtime handler name to {type, root, systemdCgroup, binaryName}.',
+    format: 'runtime-map',
+    default: { runc: { type: 'io.containerd.runc.v2' } } as RuntimeMap,
+  },
+  defaultRuntime: {
+    doc: 'Handler used when a pod names none. Must be a key of runtimes.',
+    format: String,
+    default: 'runc',
+  },
+  cgroupDriver: {
+    doc: 'Cgroup driver reported to the kubelet and used for cgroup paths: cgroupfs or systemd.',
+    format: ['cgroupfs', 'systemd'],
+    default: 'cgroupfs',
+  },
+  snapshotter: {
+    doc: 'containerd snapshotter for image layers and container root filesystems.',
+    format: String,
+    default: 'overlayfs',
+  },
+  sandboxImage: {
+    doc: 'Image of the pod infra (pause) container.',
+    format: String,
+    default: 'registry.k8s.io/pause:3.10',
+  },
+  cni: {
+    confDir: {
+      doc: 'Directory of CNI network configuration files; the first in lexical order is used.',
+      format: 'absolute-path',
+      default: '/etc/cni/net.d',
+    },
+    binDirs: {
+      doc: 'Directories searched for CNI plugin binaries.',
+      format: 'string-list',
+      default: ['/opt/cni/bin', '/usr/lib/cni'],
+    },
+  },
+  registry: {
+    configPath: {
+      doc: 'Directory of <host>/hosts.toml registry host configurations (containerd layout).',
+      format: String,
+      default: '',
+    },
+  },
+};
+
+export type Schema = typeof schema;
