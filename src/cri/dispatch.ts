@@ -1,0 +1,172 @@
+import {
+  handleServerStreamingCall,
+  handleUnaryCall,
+  sendUnaryData,
+  ServerUnaryCall,
+  ServerWritableStream,
+  ServiceDefinition,
+  status as GrpcStatus,
+  UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from '../log/logger';
+import { codeName, toStatus } from './status-mapping';
+
+/** What every CRI handler gets besides its request. */
+export interface CriContext {
+  /** Fires when the kubelet cancels the call, its deadline passes, or the daemon drains. */
+  signal: AbortSignal;
+  /** Absolute deadline in ms since epoch, when the caller set one. */
+  deadline?: number;
+  logger: Logger;
+}
+
+export type UnaryHandler<Req, Res> = (request: Req, ctx: CriContext) => Promise<Res>;
+export type StreamHandler<Req, Res> = (request: Req, ctx: CriContext, send: (message: Res) => Promise<void>) => Promise<void>;
+
+/** Handlers for some of a service's methods, keyed by the generated method name. */
+export type HandlerTable<S> = {
+  [K in keyof S]?: S[K] extends handleUnaryCall<infer Req, infer Res>
+    ? UnaryHandler<Req, Res>
+    : S[K] extends handleServerStreamingCall<infer Req, infer Res>
+      ? StreamHandler<Req, Res>
+      : never;
+};
+
+// Fields worth logging with every call: the kubelet greps logs by these IDs.
+const ID_FIELDS = ['podSandboxId', 'containerId', 'imageId'] as const;
+
+function idsOf(request: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (typeof request !== 'object' || request === null) return out;
+  const r = request as Record<string, unknown>;
+  for (const f of ID_FIELDS) if (typeof r[f] === 'string' && r[f]) out[f] = r[f] as string;
+  const image = r.image as { image?: unknown } | undefined;
+  if (image && typeof image.image === 'string' && image.image) out.image = image.image;
+  const config = r.config as { metadata?: { name?: unknown } } | undefined;
+  if (config?.metadata && typeof config.metadata.name === 'string') out.name = config.metadata.name;
+  return out;
+}
+
+function deadlineOf(call: { getDeadline(): Date | number }): number | undefined {
+  const d = call.getDeadline();
+  const ms = d instanceof Date ? d.getTime() : d;
+  return Number.isFinite(ms) && ms > 0 ? ms : undefined;
+}
+
+/** Combines the call's own cancellation, its deadline and the daemon's drain signal. */
+function contextFor(
+  call: { getDeadline(): Date | number; on(event: 'cancelled', cb: () => void): unknown },
+  drain: AbortSignal,
+  logger: Logger,
+): { ctx: CriContext; done: () => void } {
+  const controller = new AbortController();
+  const deadline = deadlineOf(call);
+  const abort = (reason: string) => controller.abort(new Error(reason));
+  call.on('cancelled', () => abort('cancelled by the client'));
+  const onDrain = () => abort('the daemon is shutting down');
+  drain.addEventListener('abort', onDrain, { once: true });
+  let timer: NodeJS.Timeout | undefined;
+  if (deadline !== undefined) {
+    timer = setTimeout(() => abort('deadline exceeded'), Math.max(0, deadline - Date.now()));
+    timer.unref();
+  }
+  return {
+    ctx: { signal: controller.signal, deadline, logger },
+    done: () => {
+      if (timer) clearTimeout(timer);
+      drain.removeEventListener('abort', onDrain);
+    },
+  };
+}
+
+/**
+ * Builds a grpc-js implementation of a whole service: methods in the table
+ * get logging, deadline/cancel signals and error mapping; the rest answer
+ * UNIMPLEMENTED naming the method.
+ */
+export function implement<S>(
+  definition: ServiceDefinition,
+  serviceName: string,
+  table: HandlerTable<S>,
+  logger: Logger,
+  drain: AbortSignal,
+): UntypedServiceImplementation {
+  const impl: UntypedServiceImplementation = {};
+  for (const [name, method] of Object.entries(definition)) {
+    const rpc = method.originalName ?? name;
+    const rpcName = rpc.charAt(0).toUpperCase() + rpc.slice(1);
+    const handler = (table as Record<string, unknown>)[name];
+    const log = (request: unknown, start: number, code: GrpcStatus, details?: string) => {
+      const fields = { rpc: rpcName, ms: +(performance.now() - start).toFixed(3), ...idsOf(request) };
+      if (code === GrpcStatus.OK) logger.debug('CRI call', fields);
+      else if (code === GrpcStatus.INTERNAL || code === GrpcStatus.UNKNOWN)
+        logger.error('CRI call failed', { ...fields, code: codeName(code), error: details });
+      else logger.warn('CRI call failed', { ...fields, code: codeName(code), error: details });
+    };
+
+    if (method.responseStream) {
+      impl[name] = (call: ServerWritableStream<unknown, unknown>) => {
+        const start = performance.now();
+        if (typeof handler !== 'function') {
+          const details = `cri-adapter does not implement ${serviceName}/${rpcName}`;
+          log(call.request, start, GrpcStatus.UNIMPLEMENTED, details);
+          call.emit('error', { code: GrpcStatus.UNIMPLEMENTED, details });
+          return;
+        }
+        const { ctx, done } = contextFor(call, drain, logger);
+        const send = (message: unknown) =>
+          new Promise<void>((resolve) => {
+            // Honour back-pressure from a slow reader instead of buffering the whole list.
+            if (call.write(message)) resolve();
+            else call.once('drain', () => resolve());
+          });
+        (handler as StreamHandler<unknown, unknown>)(call.request, ctx, send).then(
+          () => {
+            done();
+            log(call.request, start, GrpcStatus.OK);
+            call.end();
+          },
+          (err: unknown) => {
+            done();
+            const status = toStatus(err);
+            log(call.request, start, status.code, status.details);
+            call.emit('error', status);
+          },
+        );
+      };
+      continue;
+    }
+
+    impl[name] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+      const start = performance.now();
+      if (typeof handler !== 'function') {
+        const details = `cri-adapter does not implement ${serviceName}/${rpcName}`;
+        log(call.request, start, GrpcStatus.UNIMPLEMENTED, details);
+        callback({ code: GrpcStatus.UNIMPLEMENTED, details });
+        return;
+      }
+      const { ctx, done } = contextFor(call, drain, logger);
+      let settled: Promise<unknown>;
+      try {
+        settled = (handler as UnaryHandler<unknown, unknown>)(call.request, ctx);
+      } catch (err) {
+        settled = Promise.reject(err);
+      }
+      settled.then(
+        (response) => {
+          done();
+          log(call.request, start, GrpcStatus.OK);
+          callback(null, response);
+        },
+        (err: unknown) => {
+          done();
+          const status = toStatus(err);
+          log(call.request, start, status.code, status.details);
+          callback(status);
+        },
+      );
+    };
+  }
+  return impl;
+}

@@ -1,0 +1,58 @@
+import type { RuntimeCondition, StatusRequest, StatusResponse } from '../gen/runtime/v1/api';
+import type { CriDeps } from './deps';
+import type { UnaryHandler } from './dispatch';
+
+// Condition names the kubelet looks for.
+const RUNTIME_READY = 'RuntimeReady';
+const NETWORK_READY = 'NetworkReady';
+
+/**
+ * Answers from state the daemon already tracks (the containerd health probe
+ * and the CNI config watcher), so the kubelet's frequent polling costs no
+ * call to containerd.
+ */
+export function statusHandler(deps: CriDeps): UnaryHandler<StatusRequest, StatusResponse> {
+  return async (request) => {
+    const { containerd, cni, config } = deps;
+    const runtime: RuntimeCondition = containerd.ready
+      ? { type: RUNTIME_READY, status: true, reason: '', message: '' }
+      : {
+          type: RUNTIME_READY,
+          status: false,
+          reason: 'ContainerdNotReady',
+          message: `containerd at ${containerd.address} is not answering: ${containerd.notReadyReason}`,
+        };
+    const network: RuntimeCondition = cni.network
+      ? { type: NETWORK_READY, status: true, reason: '', message: '' }
+      : { type: NETWORK_READY, status: false, reason: 'NetworkPluginNotReady', message: cni.notReadyReason };
+
+    // The default handler is reported under its own name and as "" (the CRI's name for the default).
+    const handlerNames = ['', ...Object.keys(config.runtimes)];
+    const info: Record<string, string> = {};
+    if (request.verbose) {
+      info.config = JSON.stringify({
+        containerdAddress: containerd.address,
+        containerdNamespace: containerd.namespace,
+        runtimes: config.runtimes,
+        defaultRuntime: config.defaultRuntime,
+        cgroupDriver: config.cgroupDriver,
+        snapshotter: config.snapshotter,
+        sandboxImage: config.sandboxImage,
+        cni: config.cni,
+      });
+      info.containerd = JSON.stringify({ ready: containerd.ready, ...containerd.lastSeenVersion });
+      info.cniConfig = cni.network ? cni.network.raw : JSON.stringify(null);
+      info.lastCNILoadStatus = JSON.stringify(cni.network ? 'OK' : cni.notReadyReason);
+    }
+    return {
+      status: { conditions: [runtime, network] },
+      info,
+      runtimeHandlers: handlerNames.map((name) => ({
+        name,
+        // Neither recursive read-only mounts nor user namespaces are implemented yet; claim nothing we don't do.
+        features: { recursiveReadOnlyMounts: false, userNamespaces: false },
+      })),
+      features: { supplementalGroupsPolicy: false, userNamespacesHostNetwork: false, mountOptions: false },
+    };
+  };
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ConfigError, helpText, loadConfig } from './config/load';
+import { Daemon } from './daemon';
+import { createLogger } from './log/logger';
+
+function packageVersion(): string {
+  // dist/src/main.js and src/main.ts both sit two levels below the package root.
+  for (const candidate of [path.join(__dirname, '..', '..', 'package.json'), path.join(__dirname, '..', 'package.json')]) {
+    try {
+      const pkg = JSON.parse(readFileSync(candidate, 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'cri-adapter' && pkg.version) return pkg.version;
+    } catch {
+      // try the next location
+    }
+  }
+  return '0.0.0';
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(helpText() + '\n');
+    return;
+  }
+  let config;
+  try {
+    config = loadConfig(argv);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`cri-adapter: invalid configuration: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  const daemon = new Daemon(config, logger, packageVersion());
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('stopping', { signal });
+    daemon.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error('unclean stop', { error: (err as Error).message });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  // A bug in one call must not take every pod's runtime down with it; log it loudly instead.
+  process.on('unhandledRejection', (reason) => {
+    logger.error('unhandled promise rejection', { error: reason instanceof Error ? reason.stack : String(reason) });
+  });
+
+  try {
+    await daemon.start();
+  } catch (err) {
+    logger.error('failed to start', { error: (err as Error).message });
+    await daemon.stop().catch(() => undefined);
+    process.exit(1);
+  }
+}
+
+void main();

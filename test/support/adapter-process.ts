@@ -1,0 +1,90 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import path from 'node:path';
+import { criClient, CriClient } from './cri-client';
+
+const MAIN = path.resolve(__dirname, '..', '..', 'dist', 'src', 'main.js');
+
+export interface AdapterProcess {
+  socket: string;
+  dir: string;
+  client: CriClient;
+  process: ChildProcess;
+  /** Everything the daemon wrote to stderr so far. */
+  logs(): string;
+  /** SIGTERM and wait for exit; returns the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL, as a crash would. */
+  kill(): Promise<void>;
+}
+
+export interface AdapterOptions {
+  containerdAddress: string;
+  namespace?: string;
+  cniConfDir?: string;
+  /** Reuse this root/state/socket directory (for restart tests). */
+  dir?: string;
+  extraArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+function waitExit(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+/** Starts the built daemon (dist/) as the kubelet's node would run it, and waits until it answers. */
+export async function startAdapter(opts: AdapterOptions): Promise<AdapterProcess> {
+  const dir = opts.dir ?? mkdtempSync('/tmp/cri-adapter-proc-');
+  const cniConfDir = opts.cniConfDir ?? path.join(dir, 'net.d');
+  mkdirSync(cniConfDir, { recursive: true });
+  const socket = path.join(dir, 'cri.sock');
+  const args = [
+    MAIN,
+    '--listen', socket,
+    '--root', path.join(dir, 'root'),
+    '--state', path.join(dir, 'state'),
+    '--containerd-address', opts.containerdAddress,
+    '--containerd-namespace', opts.namespace ?? 'cri-adapter-test',
+    '--cni-conf-dir', cniConfDir,
+    '--log-level', 'debug',
+    ...(opts.extraArgs ?? []),
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+  child.stdout!.on('data', (b: Buffer) => (stderr += b.toString()));
+  const client = criClient(socket);
+
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`adapter exited with ${child.exitCode} before answering:\n${stderr}`);
+    try {
+      await client.runtime.version({ version: '' }, { deadline: Date.now() + 500 });
+      break;
+    } catch {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`adapter did not answer on ${socket} within 20 s:\n${stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return {
+    socket,
+    dir,
+    client,
+    process: child,
+    logs: () => stderr,
+    async stop() {
+      client.close();
+      child.kill('SIGTERM');
+      return waitExit(child);
+    },
+    async kill() {
+      client.close();
+      child.kill('SIGKILL');
+      await waitExit(child);
+    },
+  };
+}

@@ -1,0 +1,43 @@
+import { credentials, Metadata, ServiceError } from '@grpc/grpc-js';
+import { ImageServiceClient, ImageServiceService, RuntimeServiceClient, RuntimeServiceService } from '../../src/gen/runtime/v1/api';
+import { promisifyUnary, UnaryMethods } from '../../src/grpc/promisify';
+
+/** A failed CRI call as a test sees it: the gRPC code and the message. */
+export class CriCallError extends Error {
+  constructor(
+    readonly code: number,
+    readonly details: string,
+    method: string,
+  ) {
+    super(`${method}: ${details}`);
+  }
+}
+
+export interface CriClient {
+  runtime: UnaryMethods<RuntimeServiceClient>;
+  image: UnaryMethods<ImageServiceClient>;
+  raw: { runtime: RuntimeServiceClient; image: ImageServiceClient };
+  close(): void;
+}
+
+/** A CRI client for tests and benchmarks: what the kubelet or crictl would send, through the real socket. */
+export function criClient(socketPath: string, timeoutMs = 60_000): CriClient {
+  const target = `unix://${socketPath}`;
+  const runtime = new RuntimeServiceClient(target, credentials.createInsecure());
+  const image = new ImageServiceClient(target, credentials.createInsecure());
+  const how = {
+    metadata: () => new Metadata(),
+    options: (ctx?: { deadline?: number }) => ({ deadline: ctx?.deadline ?? Date.now() + timeoutMs }),
+    mapError: (err: ServiceError, method: string) => new CriCallError(err.code, err.details, method),
+    cancelled: (method: string) => new CriCallError(1, 'cancelled before start', method),
+  };
+  return {
+    runtime: promisifyUnary(runtime, RuntimeServiceService, 'RuntimeService', how),
+    image: promisifyUnary(image, ImageServiceService, 'ImageService', how),
+    raw: { runtime, image },
+    close() {
+      runtime.close();
+      image.close();
+    },
+  };
+}
