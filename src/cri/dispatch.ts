@@ -26,7 +26,8 @@ export type StreamHandler<Req, Res> = (request: Req, ctx: CriContext, send: (mes
 
 /** Handlers for some of a service's methods, keyed by the generated method name. */
 export type HandlerTable<S> = {
-  [K in keyof S]?: S[K] extends handleUnaryCall<infer Req, infer Res>
+  // Generated server interfaces carry grpc-js's string index signature; keep only the named methods.
+  [K in keyof S as string extends K ? never : K]?: S[K] extends handleUnaryCall<infer Req, infer Res>
     ? UnaryHandler<Req, Res>
     : S[K] extends handleServerStreamingCall<infer Req, infer Res>
       ? StreamHandler<Req, Res>
@@ -94,8 +95,7 @@ export function implement<S>(
 ): UntypedServiceImplementation {
   const impl: UntypedServiceImplementation = {};
   for (const [name, method] of Object.entries(definition)) {
-    const rpc = method.originalName ?? name;
-    const rpcName = rpc.charAt(0).toUpperCase() + rpc.slice(1);
+    const rpcName = method.path.split('/').pop() ?? name;
     const handler = (table as Record<string, unknown>)[name];
     const log = (request: unknown, start: number, code: GrpcStatus, details?: string) => {
       const fields = { rpc: rpcName, ms: +(performance.now() - start).toFixed(3), ...idsOf(request) };

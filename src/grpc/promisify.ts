@@ -47,7 +47,7 @@ export function promisifyUnary<C extends Client>(
   for (const [name, method] of Object.entries(definition)) {
     if (method.requestStream || method.responseStream) continue;
     const fn = (client as unknown as Record<string, UnaryFn<unknown, unknown>>)[name]!.bind(client);
-    const what = `${serviceName}.${method.originalName ?? name}`;
+    const what = `${serviceName}.${method.path.split('/').pop() ?? name}`;
     out[name] = (request: unknown, ctx?: CallContext) =>
       new Promise((resolve, reject) => {
         if (ctx?.signal?.aborted) {
@@ -66,4 +66,43 @@ export function promisifyUnary<C extends Client>(
       });
   }
   return out as UnaryMethods<C>;
+}
+
+type ServerStreamFn<Req> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+) => NodeJS.ReadableStream & { cancel(): void };
+
+/**
+ * Collects every message of a server-streaming call (containerd's List
+ * methods) into an array, with the same metadata, deadline and error mapping
+ * as unary calls.
+ */
+export function collectStream<Req, Res>(
+  method: ServerStreamFn<Req>,
+  request: Req,
+  what: string,
+  how: PromisifyOptions,
+  ctx?: CallContext,
+): Promise<Res[]> {
+  return new Promise((resolve, reject) => {
+    if (ctx?.signal?.aborted) {
+      reject(how.cancelled(what));
+      return;
+    }
+    const out: Res[] = [];
+    const call = method(request, how.metadata(ctx), how.options(ctx));
+    const onAbort = () => call.cancel();
+    ctx?.signal?.addEventListener('abort', onAbort, { once: true });
+    call.on('data', (m: Res) => out.push(m));
+    call.on('error', (err: ServiceError) => {
+      ctx?.signal?.removeEventListener('abort', onAbort);
+      reject(how.mapError(err, what));
+    });
+    call.on('end', () => {
+      ctx?.signal?.removeEventListener('abort', onAbort);
+      resolve(out);
+    });
+  });
 }

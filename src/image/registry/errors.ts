@@ -1,0 +1,75 @@
+import {
+  AdapterError,
+  CancelledError,
+  DeadlineExceededError,
+  FailedPreconditionError,
+  InternalError,
+} from '../../errors';
+
+/**
+ * Registry-specific refinements of the domain errors. They keep the base
+ * kind (so the gRPC mapping needs no change) but let the puller and tests
+ * tell, say, a refused credential from a missing CA.
+ */
+
+/** The registry (or its token service) refused or demanded credentials: 401/403. */
+export class RegistryAuthError extends FailedPreconditionError {
+  status?: number;
+}
+
+/** Bytes did not hash to the digest they were requested by. */
+export class DigestMismatchError extends InternalError {
+  expected?: string;
+  actual?: string;
+}
+
+export type ErrorClass = new (message: string, options?: { cause?: unknown }) => AdapterError;
+
+/**
+ * A failure that does not yet know which pull it belongs to. Lower layers
+ * throw these; the client turns them into domain errors naming the
+ * reference and host, so every message reaching the kubelet has both.
+ */
+export class RegistryFailure extends Error {
+  constructor(
+    readonly errorClass: ErrorClass,
+    readonly detail: string,
+    readonly extra: { cause?: unknown; status?: number; expected?: string; actual?: string; aborted?: boolean } = {},
+  ) {
+    super(detail, { cause: extra.cause });
+  }
+}
+
+/** Aborts end the whole operation: trying the next mirror would ignore the caller. */
+export function isAbortFailure(err: unknown): boolean {
+  return err instanceof RegistryFailure && err.extra.aborted === true;
+}
+
+/** What a signal's abort turns into: a deadline when it came from AbortSignal.timeout(). */
+export function abortFailure(signal: AbortSignal): RegistryFailure {
+  const reason: unknown = signal.reason;
+  if (reason instanceof AdapterError) {
+    return new RegistryFailure(reason.constructor as ErrorClass, `aborted: ${reason.message}`, { cause: reason, aborted: true });
+  }
+  const isTimeout = reason instanceof Error && reason.name === 'TimeoutError';
+  return new RegistryFailure(
+    isTimeout ? DeadlineExceededError : CancelledError,
+    isTimeout ? 'the caller\'s deadline passed' : 'the request was cancelled',
+    { cause: reason, aborted: true },
+  );
+}
+
+export function toDomainError(err: unknown, context: string): AdapterError {
+  if (err instanceof RegistryFailure) {
+    const e = new err.errorClass(`${context}: ${err.detail}`, { cause: err.extra.cause ?? err });
+    if (e instanceof RegistryAuthError) e.status = err.extra.status;
+    if (e instanceof DigestMismatchError) {
+      e.expected = err.extra.expected;
+      e.actual = err.extra.actual;
+    }
+    return e;
+  }
+  if (err instanceof AdapterError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new InternalError(`${context}: ${message}`, { cause: err });
+}
