@@ -1,0 +1,74 @@
+import { ContainerdConnection } from '../../src/containerd/connection';
+import { silentLogger } from '../../src/log/logger';
+import { startHarness } from '../harness';
+import { startAdapter } from '../support/adapter-process';
+import { criClient } from '../support/cri-client';
+import { versionStatus } from './scenarios/version-status';
+import type { BenchContext, BenchRow, Scenario } from './types';
+
+// A new scenario is one file in scenarios/ and one entry here.
+const SCENARIOS: Scenario[] = [versionStatus];
+
+function fmt(ms: number): string {
+  return ms < 1 ? ms.toFixed(3) : ms < 100 ? ms.toFixed(2) : ms.toFixed(0);
+}
+
+function printTable(rows: BenchRow[]): void {
+  const header = ['scenario', 'subject', 'reference', 'n', 'p50 ms', 'p99 ms', 'ref p50', 'ref p99', 'p50 ratio', 'p99 ratio'];
+  const body = rows.map((r) => [
+    r.scenario,
+    r.subject,
+    r.reference,
+    String(r.subjectSample.n),
+    fmt(r.subjectSample.p50),
+    fmt(r.subjectSample.p99),
+    fmt(r.referenceSample.p50),
+    fmt(r.referenceSample.p99),
+    (r.subjectSample.p50 / r.referenceSample.p50).toFixed(2) + 'x',
+    (r.subjectSample.p99 / r.referenceSample.p99).toFixed(2) + 'x',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';
+  console.log(line(header));
+  console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
+  for (const b of body) console.log(line(b));
+}
+
+async function main(): Promise<void> {
+  const only = process.argv.slice(2);
+  const harness = await startHarness();
+  let adapter;
+  const containerd = new ContainerdConnection(
+    { address: harness.containerd.address, namespace: 'cri-adapter-bench', callTimeoutMs: 30_000 },
+    silentLogger(),
+  );
+  const criPlugin = criClient(harness.containerd.address);
+  try {
+    adapter = await startAdapter({
+      containerdAddress: harness.containerd.address,
+      namespace: 'cri-adapter-bench',
+      cniConfDir: harness.cni.confDir,
+      extraArgs: ['--log-level', 'warn'],
+    });
+    await containerd.start();
+    const ctx: BenchContext = { harness, adapter, criPlugin, containerd };
+    const rows: BenchRow[] = [];
+    for (const s of SCENARIOS) {
+      if (only.length && !only.includes(s.name)) continue;
+      process.stderr.write(`running ${s.name}...\n`);
+      rows.push(...(await s.run(ctx)));
+    }
+    console.log(`\ncri-adapter benchmarks (${new Date().toISOString()}); ratio = subject / reference, measured in the same run\n`);
+    printTable(rows);
+  } finally {
+    containerd.close();
+    criPlugin.close();
+    await adapter?.stop();
+    await harness.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

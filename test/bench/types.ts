@@ -1,0 +1,32 @@
+import type { ContainerdConnection } from '../../src/containerd/connection';
+import type { Harness } from '../harness';
+import type { AdapterProcess } from '../support/adapter-process';
+import type { CriClient } from '../support/cri-client';
+import type { Sample } from './measure';
+
+/** Everything a scenario may drive, set up once per `npm run bench`. */
+export interface BenchContext {
+  harness: Harness;
+  /** The adapter under test, through its CRI socket. */
+  adapter: AdapterProcess;
+  /** containerd's built-in CRI plugin, on containerd's own socket (the same containerd). */
+  criPlugin: CriClient;
+  /** A direct client to containerd's API, for floors. */
+  containerd: ContainerdConnection;
+}
+
+/** One line of the results table: the subject, what it is compared against, and both samples. */
+export interface BenchRow {
+  scenario: string;
+  subject: string;
+  reference: string;
+  subjectSample: Sample;
+  referenceSample: Sample;
+  note?: string;
+}
+
+/** A scenario is one file in scenarios/ exporting one of these. */
+export interface Scenario {
+  name: string;
+  run(ctx: BenchContext): Promise<BenchRow[]>;
+}
