@@ -3,6 +3,9 @@ import type { AdapterConfig } from './config/load';
 import { ContainerdConnection } from './containerd/connection';
 import { CriServer } from './cri/server';
 import { registerCriServices } from './cri/services';
+import { ImageService } from './image/service';
+import { ImageStore } from './image/store';
+import { RegistryClient } from './image/registry';
 import type { Logger } from './log/logger';
 import { CniConfigWatcher } from './network/cni-config';
 
@@ -20,6 +23,8 @@ export class Daemon {
   private containerd: ContainerdConnection | undefined;
   private cni: CniConfigWatcher | undefined;
   private server: CriServer | undefined;
+  private registry: RegistryClient | undefined;
+  private recoveredFlag = false;
 
   constructor(
     private readonly config: AdapterConfig,
@@ -59,17 +64,65 @@ export class Daemon {
     this.cni = new CniConfigWatcher(config.cni.confDir, logger);
     await this.cni.start();
 
+    this.registry = new RegistryClient({
+      hostsDir: config.registry.configPath || undefined,
+      stallTimeoutMs: config.registry.pullProgressTimeoutSeconds * 1000,
+      onWarning: (message) => logger.warn('registry configuration', { message }),
+    });
+    const images = new ImageService(
+      this.containerd,
+      new ImageStore(),
+      this.registry,
+      {
+        snapshotter: config.snapshotter,
+        sandboxImage: config.sandboxImage,
+        maxConcurrentDownloads: config.registry.maxConcurrentDownloads,
+        leaseExpirySeconds: 3600,
+      },
+      logger,
+    );
+
     this.setPhase('recovering');
-    // Sandboxes and containers are rebuilt from containerd here once they exist.
+    const recoverLater = () =>
+      this.recover(images).catch((err: unknown) => {
+        this.logger.error('recovery failed; retrying when containerd reconnects', { error: (err as Error).message });
+        this.containerd?.once('ready', recoverLater);
+      });
+    if (this.containerd.ready) await this.recover(images);
+    else this.containerd.once('ready', recoverLater);
+    this.containerd.on('ready', () => {
+      // After a reconnect containerd may hold other content than before; resync the view.
+      if (this.recoveredFlag) images.load({}).catch((err: unknown) => logger.warn('image resync failed', { error: (err as Error).message }));
+    });
 
     this.server = new CriServer(config.listen, logger);
     registerCriServices(
       this.server,
-      { config, containerd: this.containerd, cni: this.cni, logger, adapterVersion: this.adapterVersion },
+      {
+        config,
+        containerd: this.containerd,
+        cni: this.cni,
+        images,
+        logger,
+        adapterVersion: this.adapterVersion,
+        recovered: () => this.recoveredFlag,
+      },
       this.drain.signal,
     );
     await this.server.listen();
     this.setPhase('serving');
+  }
+
+  /**
+   * Rebuilds in-memory state from containerd. Run before the socket is
+   * bound when containerd is up, so the kubelet never sees a half-built
+   * view; when containerd is down at start, the socket is bound first
+   * (Version and Status must answer) and this runs once containerd comes.
+   */
+  private async recover(images: ImageService): Promise<void> {
+    await images.load({});
+    this.recoveredFlag = true;
+    this.logger.info('state recovered from containerd');
   }
 
   async stop(): Promise<void> {
@@ -79,6 +132,7 @@ export class Daemon {
     this.drain.abort();
     this.cni?.stop();
     this.containerd?.close();
+    this.registry?.close();
     this.setPhase('stopped');
   }
 }

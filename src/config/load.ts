@@ -21,7 +21,7 @@ export interface AdapterConfig {
   snapshotter: string;
   sandboxImage: string;
   cni: { confDir: string; binDirs: string[] };
-  registry: { configPath: string };
+  registry: { configPath: string; maxConcurrentDownloads: number; pullProgressTimeoutSeconds: number };
 }
 
 export class ConfigError extends Error {}

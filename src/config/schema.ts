@@ -168,6 +168,16 @@ export const schema = {
       format: String,
       default: '',
     },
+    maxConcurrentDownloads: {
+      doc: 'Layer downloads of one pull that run at once.',
+      format: 'nat',
+      default: 3,
+    },
+    pullProgressTimeoutSeconds: {
+      doc: 'A pull that receives no bytes for this long is cancelled.',
+      format: 'nat',
+      default: 60,
+    },
   },
 };
 

@@ -1,6 +1,7 @@
 import type { AdapterConfig } from '../config/load';
 import type { ContainerdConnection } from '../containerd/connection';
 import type { Logger } from '../log/logger';
+import type { ImageService } from '../image/service';
 import type { CniConfigWatcher } from '../network/cni-config';
 
 /** What the CRI layer needs from the domain below it. */
@@ -8,7 +9,10 @@ export interface CriDeps {
   config: AdapterConfig;
   containerd: ContainerdConnection;
   cni: CniConfigWatcher;
+  images: ImageService;
   logger: Logger;
+  /** False until the daemon has rebuilt its state from containerd; calls that need that state wait for it. */
+  recovered(): boolean;
   /** The adapter's own version (package.json). */
   adapterVersion: string;
 }

@@ -1,7 +1,13 @@
 import { ImageServiceServer, ImageServiceService, RuntimeServiceServer, RuntimeServiceService } from '../gen/runtime/v1/api';
+import { UnavailableError } from '../errors';
 import type { CriDeps } from './deps';
 import { HandlerTable, implement } from './dispatch';
 import type { CriServer } from './server';
+import { imageFsInfoHandler } from './image-fs-info';
+import { listImagesHandler, streamImagesHandler } from './image-list';
+import { pullImageHandler } from './image-pull';
+import { removeImageHandler } from './image-remove';
+import { imageStatusHandler } from './image-status';
 import { runtimeConfigHandler } from './runtime-config';
 import { statusHandler } from './status';
 import { versionHandler } from './version';
@@ -18,17 +24,52 @@ export function runtimeHandlers(deps: CriDeps): HandlerTable<RuntimeServiceServe
   };
 }
 
-export function imageHandlers(_deps: CriDeps): HandlerTable<ImageServiceServer> {
-  return {};
+export function imageHandlers(deps: CriDeps): HandlerTable<ImageServiceServer> {
+  return {
+    listImages: listImagesHandler(deps),
+    streamImages: streamImagesHandler(deps),
+    imageStatus: imageStatusHandler(deps),
+    pullImage: pullImageHandler(deps),
+    removeImage: removeImageHandler(deps),
+    imageFsInfo: imageFsInfoHandler(deps),
+  };
+}
+
+/**
+ * Calls that read or change pods, containers or images need the state
+ * rebuilt from containerd; before that they fail fast with UNAVAILABLE (the
+ * kubelet retries) instead of answering from an empty view.
+ */
+function gated<S>(deps: CriDeps, table: HandlerTable<S>, open: ReadonlyArray<keyof S>): HandlerTable<S> {
+  const out: Record<string, unknown> = {};
+  for (const [name, handler] of Object.entries(table) as Array<[string, (...a: unknown[]) => Promise<unknown>]>) {
+    out[name] = open.includes(name as keyof S)
+      ? handler
+      : (...args: unknown[]) => {
+          if (!deps.recovered()) {
+            return Promise.reject(
+              new UnavailableError('cri-adapter is not ready: containerd is unreachable or state is still being recovered; retry shortly'),
+            );
+          }
+          return handler(...args);
+        };
+  }
+  return out as HandlerTable<S>;
 }
 
 export function registerCriServices(server: CriServer, deps: CriDeps, drain: AbortSignal): void {
   server.addService(
     RuntimeServiceService,
-    implement(RuntimeServiceService, 'runtime.v1.RuntimeService', runtimeHandlers(deps), deps.logger, drain),
+    implement(
+      RuntimeServiceService,
+      'runtime.v1.RuntimeService',
+      gated(deps, runtimeHandlers(deps), ['version', 'status', 'runtimeConfig']),
+      deps.logger,
+      drain,
+    ),
   );
   server.addService(
     ImageServiceService,
-    implement(ImageServiceService, 'runtime.v1.ImageService', imageHandlers(deps), deps.logger, drain),
+    implement(ImageServiceService, 'runtime.v1.ImageService', gated(deps, imageHandlers(deps), []), deps.logger, drain),
   );
 }

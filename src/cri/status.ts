@@ -14,14 +14,16 @@ const NETWORK_READY = 'NetworkReady';
 export function statusHandler(deps: CriDeps): UnaryHandler<StatusRequest, StatusResponse> {
   return async (request) => {
     const { containerd, cni, config } = deps;
-    const runtime: RuntimeCondition = containerd.ready
-      ? { type: RUNTIME_READY, status: true, reason: '', message: '' }
-      : {
+    const runtime: RuntimeCondition = !containerd.ready
+      ? {
           type: RUNTIME_READY,
           status: false,
           reason: 'ContainerdNotReady',
           message: `containerd at ${containerd.address} is not answering: ${containerd.notReadyReason}`,
-        };
+        }
+      : !deps.recovered()
+        ? { type: RUNTIME_READY, status: false, reason: 'Recovering', message: 'rebuilding state from containerd' }
+        : { type: RUNTIME_READY, status: true, reason: '', message: '' };
     const network: RuntimeCondition = cni.network
       ? { type: NETWORK_READY, status: true, reason: '', message: '' }
       : { type: NETWORK_READY, status: false, reason: 'NetworkPluginNotReady', message: cni.notReadyReason };

@@ -34,7 +34,7 @@ export class RegistryFailure extends Error {
   constructor(
     readonly errorClass: ErrorClass,
     readonly detail: string,
-    readonly extra: { cause?: unknown; status?: number; expected?: string; actual?: string; aborted?: boolean } = {},
+    readonly extra: { cause?: unknown; status?: number; expected?: string; actual?: string; aborted?: boolean; inline?: boolean } = {},
   ) {
     super(detail, { cause: extra.cause });
   }
@@ -51,7 +51,8 @@ export function abortFailure(signal: AbortSignal): RegistryFailure {
   if (reason instanceof AdapterError) {
     return new RegistryFailure(reason.constructor as ErrorClass, `aborted: ${reason.message}`, { cause: reason, aborted: true });
   }
-  const isTimeout = reason instanceof Error && reason.name === 'TimeoutError';
+  // DOMException is not always an Error subclass across realms (jest), so test the name only.
+  const isTimeout = typeof reason === 'object' && reason !== null && (reason as { name?: unknown }).name === 'TimeoutError';
   return new RegistryFailure(
     isTimeout ? DeadlineExceededError : CancelledError,
     isTimeout ? 'the caller\'s deadline passed' : 'the request was cancelled',
@@ -61,7 +62,8 @@ export function abortFailure(signal: AbortSignal): RegistryFailure {
 
 export function toDomainError(err: unknown, context: string): AdapterError {
   if (err instanceof RegistryFailure) {
-    const e = new err.errorClass(`${context}: ${err.detail}`, { cause: err.extra.cause ?? err });
+    // Inline details read as a continuation of the context ("… received no data for 30 s").
+    const e = new err.errorClass(`${context}${err.extra.inline ? ' ' : ': '}${err.detail}`, { cause: err.extra.cause ?? err });
     if (e instanceof RegistryAuthError) e.status = err.extra.status;
     if (e instanceof DigestMismatchError) {
       e.expected = err.extra.expected;

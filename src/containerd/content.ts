@@ -1,0 +1,151 @@
+import type { Readable } from 'node:stream';
+import { ClientDuplexStream } from '@grpc/grpc-js';
+import { AlreadyExistsError, CancelledError, InvalidArgumentError, NotFoundError } from '../errors';
+import { WriteAction, WriteContentRequest, WriteContentResponse } from '../gen/containerd/services/content/v1/content';
+import { CallContext, collectStream } from '../grpc/promisify';
+import { callMetadata, callOptions, fromGrpcError } from './call';
+import type { ContainerdConnection } from './connection';
+
+// containerd's default gRPC receive limit is 16 MiB; 1 MiB chunks keep each message well below it.
+const CHUNK = 1024 * 1024;
+
+export interface BlobToWrite {
+  /** Ingest ref: one per blob, so a resumed or concurrent write of the same blob is locked by containerd. */
+  ref: string;
+  digest: string;
+  size: number;
+  labels?: Record<string, string>;
+  source: Readable;
+}
+
+function promisifyHow(conn: ContainerdConnection) {
+  return {
+    metadata: (ctx?: CallContext) => callMetadata(conn.callDefaults, ctx),
+    options: (ctx?: CallContext) => callOptions(conn.callDefaults, ctx),
+    mapError: fromGrpcError,
+    cancelled: (what: string) => new CancelledError(`containerd ${what}: cancelled by the caller`),
+  };
+}
+
+/**
+ * Streams a blob into containerd's content store. containerd verifies size
+ * and digest at commit, so a corrupt or short download never becomes
+ * content. A blob committed meanwhile by someone else is success. Any stale partial
+ * ingest under the same ref (say, from an adapter killed mid-pull) is
+ * aborted first, so the write always starts from byte 0 of this source.
+ */
+export async function writeBlob(conn: ContainerdConnection, blob: BlobToWrite, ctx: CallContext): Promise<void> {
+  await conn.content.abort({ ref: blob.ref }, ctx).catch((err: unknown) => {
+    if (!(err instanceof NotFoundError)) throw err;
+  });
+
+  const stream: ClientDuplexStream<WriteContentRequest, WriteContentResponse> = conn.streaming.content.write(
+    callMetadata(conn.callDefaults, ctx),
+    callOptions(conn.callDefaults, ctx),
+  );
+  const what = 'Content.Write';
+  const onAbort = () => stream.cancel();
+  ctx.signal?.addEventListener('abort', onAbort, { once: true });
+
+  // containerd answers every request in order; we pipeline writes and check the answers as they come.
+  let failure: Error | undefined;
+  const done = new Promise<WriteContentResponse>((resolve, reject) => {
+    stream.on('data', (r: WriteContentResponse) => {
+      if (r.action === WriteAction.COMMIT) resolve(r);
+    });
+    stream.on('error', (err: Parameters<typeof fromGrpcError>[0]) => {
+      failure = fromGrpcError(err, what);
+      reject(failure);
+    });
+    stream.on('end', () => reject(failure ?? new Error('containerd closed the content write stream before the commit')));
+  });
+  // Failures are observed through `failure` while writing and through `await done` at the end.
+  done.catch(() => undefined);
+
+  const send = (req: WriteContentRequest) =>
+    new Promise<void>((resolve) => {
+      if (stream.write(req)) resolve();
+      else stream.once('drain', () => resolve());
+    });
+
+  try {
+    const total = BigInt(blob.size);
+    await send({ action: WriteAction.STAT, ref: blob.ref, total, expected: blob.digest, offset: 0n, data: Buffer.alloc(0), labels: {} });
+    let offset = 0;
+    for await (const piece of blob.source as AsyncIterable<Buffer>) {
+      if (failure) throw failure;
+      for (let at = 0; at < piece.length; at += CHUNK) {
+        const data = piece.subarray(at, at + CHUNK);
+        await send({ action: WriteAction.WRITE, ref: blob.ref, total, expected: blob.digest, offset: BigInt(offset), data, labels: {} });
+        offset += data.length;
+      }
+      if (offset > blob.size) {
+        throw new InvalidArgumentError(`blob ${blob.digest} is larger than its descriptor says (${blob.size} bytes)`);
+      }
+    }
+    if (offset !== blob.size) {
+      throw new InvalidArgumentError(`blob ${blob.digest} ended after ${offset} of ${blob.size} bytes`);
+    }
+    await send({
+      action: WriteAction.COMMIT,
+      ref: blob.ref,
+      total,
+      expected: blob.digest,
+      offset: BigInt(offset),
+      data: Buffer.alloc(0),
+      labels: blob.labels ?? {},
+    });
+    stream.end();
+    await done;
+  } catch (err) {
+    stream.cancel();
+    blob.source.destroy();
+    // Leave no half-written ingest behind.
+    await conn.content.abort({ ref: blob.ref }).catch(() => undefined);
+    if (err instanceof AlreadyExistsError) return;
+    throw err;
+  } finally {
+    ctx.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+export async function blobExists(conn: ContainerdConnection, digest: string, ctx?: CallContext): Promise<boolean> {
+  try {
+    await conn.content.info({ digest }, ctx);
+    return true;
+  } catch (err) {
+    if (err instanceof NotFoundError) return false;
+    throw err;
+  }
+}
+
+/** Reads a whole (small) blob: manifests, indexes and image configs. */
+export async function readBlob(conn: ContainerdConnection, digest: string, ctx?: CallContext): Promise<Buffer> {
+  const parts = await collectStream(
+    conn.streaming.content.read.bind(conn.streaming.content),
+    { digest, offset: 0n, size: 0n },
+    'Content.Read',
+    promisifyHow(conn),
+    ctx,
+  );
+  return Buffer.concat(parts.map((p) => p.data));
+}
+
+/** Sets labels on existing content (containerd replaces only the listed label fields). */
+export async function setBlobLabels(
+  conn: ContainerdConnection,
+  digest: string,
+  labels: Record<string, string>,
+  ctx?: CallContext,
+): Promise<void> {
+  await conn.content.update(
+    {
+      info: { digest, size: 0n, labels, createdAt: undefined, updatedAt: undefined },
+      updateMask: Object.keys(labels).map((k) => `labels.${k}`),
+    },
+    ctx,
+  );
+}
+
+/** Helper for List-style streaming calls on the content and snapshot services. */
+export { promisifyHow };

@@ -1,0 +1,179 @@
+import { Readable } from 'node:stream';
+import type { CallContext } from '../containerd/call';
+import type { ContainerdConnection } from '../containerd/connection';
+import { blobExists, setBlobLabels, writeBlob } from '../containerd/content';
+import { withLease } from '../containerd/leases';
+import { AlreadyExistsError, InvalidArgumentError } from '../errors';
+import type { Descriptor as ContainerdDescriptor } from '../gen/containerd/types/descriptor';
+import type { Logger } from '../log/logger';
+import { configGcLabels, indexGcLabel, manifestGcLabels, UNCOMPRESSED_LABEL } from './layers';
+import type { ParsedReference } from './reference';
+import type { AuthConfig, Descriptor, ImageIndex, ImageSource, ResolvedImage } from './registry';
+import type { ImageConfigFile, ImageEntry } from './store';
+import { unpackLayers } from './unpack';
+
+/** Label on the adapter's containerd image records, so they can be told from others in the namespace. */
+export const MANAGED_IMAGE_LABEL = 'io.cri-adapter.image';
+
+export interface PullSettings {
+  snapshotter: string;
+  maxConcurrentDownloads: number;
+  /** A pull's lease expires by itself after this long, in case the adapter dies mid-pull. */
+  leaseExpirySeconds: number;
+}
+
+function toContainerdDescriptor(d: Descriptor): ContainerdDescriptor {
+  return { mediaType: d.mediaType, digest: d.digest, size: BigInt(d.size), annotations: d.annotations ?? {} };
+}
+
+/** Runs `fn` over items with at most `limit` in flight; rejects on the first failure. */
+async function boundedAll<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  });
+  await Promise.all(workers);
+}
+
+/**
+ * Pulls one image the way containerd's own client does: resolve and fetch
+ * from the registry, write every blob into the content store with the GC
+ * labels that tie them together, unpack the layers into the snapshotter,
+ * then point image records at it. Everything happens under one lease, so
+ * nothing in flight is collected, and a failed pull leaves nothing that an
+ * image record holds on to.
+ */
+export async function pullImage(
+  conn: ContainerdConnection,
+  source: ImageSource,
+  settings: PullSettings,
+  ref: ParsedReference,
+  auth: AuthConfig | undefined,
+  ctx: CallContext,
+  logger: Logger,
+): Promise<ImageEntry> {
+  const started = Date.now();
+  const resolved = await source.resolveImage(ref, ctx.signal, { auth });
+
+  return withLease(conn, { expireAfterSeconds: settings.leaseExpirySeconds }, ctx, async (lctx) => {
+    const store = async (desc: Descriptor, labels: Record<string, string>, body: () => Promise<Readable>) => {
+      if (await blobExists(conn, desc.digest, lctx)) {
+        if (Object.keys(labels).length) await setBlobLabels(conn, desc.digest, labels, lctx);
+        return;
+      }
+      await writeBlob(conn, { ref: `cri-adapter-pull-${desc.digest}`, digest: desc.digest, size: desc.size, labels, source: await body() }, lctx);
+    };
+    const fetch = (desc: Descriptor) => async () => (await source.fetchBlob(ref, desc, ctx.signal, { auth })).stream;
+
+    // The config names the layers' uncompressed digests, which unpacking and GC labels need.
+    const configBytes = await readAll((await source.fetchBlob(ref, resolved.config, ctx.signal, { auth })).stream);
+    const config = parseConfig(configBytes, ref);
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    if (diffIds.length !== resolved.layers.length) {
+      throw new InvalidArgumentError(
+        `image ${ref.string()}: config lists ${diffIds.length} layer diff IDs but the manifest has ${resolved.layers.length} layers`,
+      );
+    }
+
+    // Children before parents, so every GC label points at content that exists.
+    await boundedAll(
+      resolved.layers.map((layer, i) => ({ layer, diffId: diffIds[i]! })),
+      settings.maxConcurrentDownloads,
+      ({ layer, diffId }) => store(layer, { [UNCOMPRESSED_LABEL]: diffId }, fetch(layer)),
+    );
+    const topChainId = await unpackLayers(
+      conn,
+      settings.snapshotter,
+      resolved.layers.map((layer, i) => ({ blob: toContainerdDescriptor(layer), diffId: diffIds[i]! })),
+      lctx,
+    );
+    await store(resolved.config, configGcLabels(settings.snapshotter, topChainId), async () => Readable.from([configBytes]));
+    const manifest = resolved.manifest;
+    await store(
+      manifest.descriptor,
+      manifestGcLabels(resolved.config.digest, resolved.layers.map((l) => l.digest)),
+      async () => Readable.from([manifest.raw]),
+    );
+    // Each index keeps only the child that was walked (the one for this platform).
+    const walked = [...resolved.indexes.map((i) => i.digest), manifest.digest];
+    for (let i = resolved.indexes.length - 1; i >= 0; i--) {
+      const index = resolved.indexes[i]!;
+      const child = walked[i + 1]!;
+      const position = (index.json as ImageIndex).manifests.findIndex((m) => m.digest === child);
+      const labels = position >= 0 ? indexGcLabel(position, child) : {};
+      await store(index.descriptor, labels, async () => Readable.from([index.raw]));
+    }
+
+    const entry = entryFor(ref, resolved, config, configBytes.length, topChainId);
+    await writeImageRecords(conn, entry, toContainerdDescriptor(resolved.target), lctx);
+    logger.info('pulled image', {
+      image: ref.string(),
+      imageId: entry.id,
+      layers: resolved.layers.length,
+      bytes: entry.size,
+      ms: Date.now() - started,
+    });
+    return entry;
+  });
+}
+
+function parseConfig(bytes: Buffer, ref: ParsedReference): ImageConfigFile {
+  try {
+    return JSON.parse(bytes.toString('utf8')) as ImageConfigFile;
+  } catch (err) {
+    throw new InvalidArgumentError(`image ${ref.string()}: its config blob is not valid JSON (${(err as Error).message})`);
+  }
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const p of stream as AsyncIterable<Buffer>) parts.push(p);
+  return Buffer.concat(parts);
+}
+
+/** The names an image is recorded under, as containerd's CRI plugin keeps them: tag, digest and ID. */
+export function recordNamesFor(ref: ParsedReference, targetDigest: string, imageId: string): {
+  tags: string[];
+  digests: string[];
+  names: string[];
+} {
+  const tags = ref.tag ? [`${ref.name}:${ref.tag}`] : [];
+  const digests = [`${ref.name}@${targetDigest}`];
+  return { tags, digests, names: [...tags, ...digests, imageId] };
+}
+
+function entryFor(
+  ref: ParsedReference,
+  resolved: ResolvedImage,
+  config: ImageConfigFile,
+  configSize: number,
+  chainId: string | undefined,
+): ImageEntry {
+  const id = resolved.config.digest;
+  const { tags, digests, names } = recordNamesFor(ref, resolved.target.digest, id);
+  const size =
+    configSize +
+    resolved.manifest.raw.length +
+    resolved.indexes.reduce((n, i) => n + i.raw.length, 0) +
+    resolved.layers.reduce((n, l) => n + l.size, 0);
+  return { id, repoTags: tags, repoDigests: digests, size, config, chainId, recordNames: names };
+}
+
+/** Creates the image records, or moves existing ones (a re-pushed tag) to the new target. */
+async function writeImageRecords(
+  conn: ContainerdConnection,
+  entry: ImageEntry,
+  target: ContainerdDescriptor,
+  ctx: CallContext,
+): Promise<void> {
+  const labels = { [MANAGED_IMAGE_LABEL]: 'managed' };
+  for (const name of entry.recordNames) {
+    const image = { name, labels, target, createdAt: undefined, updatedAt: undefined };
+    try {
+      await conn.images.create({ image }, ctx);
+    } catch (err) {
+      if (!(err instanceof AlreadyExistsError)) throw err;
+      await conn.images.update({ image, updateMask: ['target', `labels.${MANAGED_IMAGE_LABEL}`] }, ctx);
+    }
+  }
+}

@@ -1,0 +1,229 @@
+import { promises as fs, readFileSync } from 'node:fs';
+import type { CallContext } from '../containerd/call';
+import type { ContainerdConnection } from '../containerd/connection';
+import { readBlob } from '../containerd/content';
+import { FailedPreconditionError, NotFoundError } from '../errors';
+import type { Logger } from '../log/logger';
+import { chainIds } from './layers';
+import { pullImage, PullSettings, recordNamesFor } from './pull';
+import { parseImageId, parseReference } from './reference';
+import {
+  AuthConfig,
+  Descriptor,
+  ImageIndex,
+  ImageManifest,
+  ImageSource,
+  isIndexMediaType,
+  nodePlatform,
+  selectPlatform,
+} from './registry';
+import { ImageConfigFile, ImageEntry, ImageStore } from './store';
+
+export interface ImageServiceSettings extends PullSettings {
+  sandboxImage: string;
+}
+
+export interface FsUsage {
+  mountpoint: string;
+  usedBytes: number;
+  inodesUsed: number;
+  timestamp: bigint;
+}
+
+/**
+ * The image domain: pulls, removal and lookups, with the in-memory store
+ * kept in step with containerd's image records (the store of record).
+ */
+export class ImageService {
+  private readonly inFlight = new Map<string, Promise<ImageEntry>>();
+  /** Set by the sandbox domain: true while some sandbox runs on the image. */
+  inUse: (imageId: string) => boolean = () => false;
+
+  constructor(
+    private readonly conn: ContainerdConnection,
+    readonly store: ImageStore,
+    private readonly source: ImageSource,
+    private readonly settings: ImageServiceSettings,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The sandbox image is pinned: the kubelet's image GC must not remove it. */
+  isPinned(entry: ImageEntry): boolean {
+    const pinned = this.store.resolve(this.settings.sandboxImage);
+    return pinned?.id === entry.id;
+  }
+
+  /**
+   * Pulls an image. Two pulls of the same reference at once share one
+   * download: the kubelet pulls per pod, and pods of a deployment start together.
+   */
+  pull(input: string, auth: AuthConfig | undefined, ctx: CallContext): Promise<ImageEntry> {
+    const ref = parseReference(input);
+    const key = ref.string();
+    const running = this.inFlight.get(key);
+    if (running) return running;
+    const pulling = pullImage(this.conn, this.source, this.settings, ref, auth, ctx, this.logger)
+      .then((entry) => {
+        this.store.put(entry);
+        return this.store.get(entry.id)!;
+      })
+      .finally(() => this.inFlight.delete(key));
+    this.inFlight.set(key, pulling);
+    return pulling;
+  }
+
+  /** Removes every record of the image. Unknown images are not an error (the spec says so). */
+  async remove(input: string, ctx: CallContext): Promise<void> {
+    const entry = this.store.resolve(input);
+    if (!entry) return;
+    if (this.inUse(entry.id)) {
+      throw new FailedPreconditionError(`image ${input} (${entry.id}) is used by a running pod sandbox; stop the pod first`);
+    }
+    for (const name of entry.recordNames) {
+      try {
+        await this.conn.images.delete({ name, sync: false }, ctx);
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+      }
+    }
+    this.store.remove(entry.id);
+    this.logger.info('removed image', { imageId: entry.id, names: entry.recordNames });
+  }
+
+  /** Rebuilds the store from containerd's image records (at start). */
+  async load(ctx: CallContext): Promise<void> {
+    const { images } = await this.conn.images.list({ filters: [] }, ctx);
+    const byTarget = new Map<string, string[]>();
+    for (const image of images) {
+      const digest = image.target?.digest;
+      if (!digest) continue;
+      byTarget.set(digest, [...(byTarget.get(digest) ?? []), image.name]);
+    }
+    for (const [targetDigest, names] of byTarget) {
+      const mediaType = images.find((i) => i.target?.digest === targetDigest)!.target!.mediaType;
+      try {
+        const entry = await this.entryFromContent(targetDigest, mediaType, names, ctx);
+        this.store.put(entry);
+      } catch (err) {
+        // One broken record must not hide the others; it is reported and left for an operator.
+        this.logger.warn('skipping image record that cannot be read', { names, error: (err as Error).message });
+      }
+    }
+    this.logger.info('images loaded', { count: this.store.list().length });
+  }
+
+  private async entryFromContent(targetDigest: string, mediaType: string, names: string[], ctx: CallContext): Promise<ImageEntry> {
+    let size = 0;
+    let manifestDigest = targetDigest;
+    let manifestMediaType = mediaType;
+    for (let depth = 0; isIndexMediaType(manifestMediaType); depth++) {
+      if (depth > 4) throw new Error('index nesting too deep');
+      const raw = await readBlob(this.conn, manifestDigest, ctx);
+      size += raw.length;
+      const index = JSON.parse(raw.toString('utf8')) as ImageIndex;
+      const choice = selectPlatform(index.manifests, nodePlatform());
+      if (!choice.descriptor) throw new Error(`no manifest for this platform in ${manifestDigest}`);
+      manifestDigest = choice.descriptor.digest;
+      manifestMediaType = choice.descriptor.mediaType;
+    }
+    const manifestRaw = await readBlob(this.conn, manifestDigest, ctx);
+    const manifest = JSON.parse(manifestRaw.toString('utf8')) as ImageManifest;
+    const config = JSON.parse((await readBlob(this.conn, manifest.config.digest, ctx)).toString('utf8')) as ImageConfigFile;
+    size += manifestRaw.length + manifest.config.size + manifest.layers.reduce((n: number, l: Descriptor) => n + l.size, 0);
+    const id = manifest.config.digest;
+    const tags: string[] = [];
+    const digests: string[] = [];
+    for (const name of names) {
+      if (parseImageId(name)) continue;
+      try {
+        const ref = parseReference(name);
+        const recorded = recordNamesFor(ref, targetDigest, id);
+        if (ref.digest) digests.push(...recorded.digests);
+        else tags.push(...recorded.tags);
+      } catch {
+        // A name no CRI client could have written; keep it as a record only.
+      }
+    }
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    return {
+      id,
+      repoTags: tags,
+      repoDigests: [...new Set(digests)],
+      size,
+      config,
+      chainId: chainIds(diffIds).pop(),
+      recordNames: names,
+    };
+  }
+
+  private usageMemo: { at: number; value: Promise<FsUsage> } | undefined;
+
+  /**
+   * The snapshotter's directory (from containerd's introspection) and how
+   * much of it images and containers use. Walking the tree costs disk reads,
+   * so one answer serves every caller for a few seconds (the kubelet asks
+   * about every 10 s).
+   */
+  fsUsage(ctx: CallContext): Promise<FsUsage> {
+    if (this.usageMemo && Date.now() - this.usageMemo.at < 5000) return this.usageMemo.value;
+    const value = this.measureUsage(ctx);
+    this.usageMemo = { at: Date.now(), value };
+    value.catch(() => (this.usageMemo = undefined));
+    return value;
+  }
+
+  private async measureUsage(ctx: CallContext): Promise<FsUsage> {
+    const { plugins } = await this.conn.introspection.plugins(
+      { filters: [`type==io.containerd.snapshotter.v1,id==${this.settings.snapshotter}`] },
+      ctx,
+    );
+    const root = plugins[0]?.exports?.root;
+    if (!root) throw new NotFoundError(`containerd reports no root directory for snapshotter ${this.settings.snapshotter}`);
+    const used = await directoryUsage(root);
+    return { mountpoint: mountpointOf(root), usedBytes: used.bytes, inodesUsed: used.inodes, timestamp: BigInt(Date.now()) * 1_000_000n };
+  }
+}
+
+/** Walks a directory tree counting allocated bytes and inodes; hard links count once. */
+async function directoryUsage(root: string): Promise<{ bytes: number; inodes: number }> {
+  const seen = new Set<string>();
+  let bytes = 0;
+  let inodes = 0;
+  const stack = [root];
+  while (stack.length) {
+    const dir = stack.pop()!;
+    let names: string[];
+    try {
+      names = await fs.readdir(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const p = `${dir}/${name}`;
+      const st = await fs.lstat(p).catch(() => undefined);
+      if (!st) continue;
+      const key = `${st.dev}:${st.ino}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      inodes++;
+      bytes += st.blocks * 512;
+      if (st.isDirectory()) stack.push(p);
+    }
+  }
+  return { bytes, inodes };
+}
+
+/** The mount point holding `path`: the longest mount path in /proc/self/mountinfo that prefixes it. */
+export function mountpointOf(path: string, mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')): string {
+  let best = '/';
+  for (const line of mountinfo.split('\n')) {
+    const mp = line.split(' ')[4];
+    if (!mp) continue;
+    const decoded = mp.replace(/\\040/g, ' ');
+    if ((path === decoded || path.startsWith(decoded.endsWith('/') ? decoded : decoded + '/')) && decoded.length > best.length) {
+      best = decoded;
+    }
+  }
+  return best;
+}
+

@@ -1,0 +1,62 @@
+import { randomBytes } from 'node:crypto';
+import type { CallContext } from '../containerd/call';
+import type { ContainerdConnection } from '../containerd/connection';
+import { AlreadyExistsError, InternalError, NotFoundError } from '../errors';
+import type { Descriptor as ContainerdDescriptor } from '../gen/containerd/types/descriptor';
+import { chainIds } from './layers';
+
+export interface LayerToUnpack {
+  /** The layer blob, already in the content store. */
+  blob: ContainerdDescriptor;
+  /** Digest of the uncompressed layer, from the image config's rootfs.diff_ids. */
+  diffId: string;
+}
+
+async function snapshotExists(conn: ContainerdConnection, snapshotter: string, key: string, ctx: CallContext): Promise<boolean> {
+  try {
+    await conn.snapshots.stat({ snapshotter, key }, ctx);
+    return true;
+  } catch (err) {
+    if (err instanceof NotFoundError) return false;
+    throw err;
+  }
+}
+
+/**
+ * Applies layers bottom-up into the snapshotter, committing each under its
+ * chain ID. Layers whose snapshot already exists are skipped. Returns the
+ * top chain ID (the parent of every container rootfs of this image).
+ * Run it under a lease: snapshots in flight are not referenced by anything
+ * yet, and containerd's GC would otherwise be free to take them.
+ */
+export async function unpackLayers(
+  conn: ContainerdConnection,
+  snapshotter: string,
+  layers: LayerToUnpack[],
+  ctx: CallContext,
+): Promise<string | undefined> {
+  const chain = chainIds(layers.map((l) => l.diffId));
+  for (let i = 0; i < layers.length; i++) {
+    const chainId = chain[i]!;
+    const parent = i === 0 ? '' : chain[i - 1]!;
+    if (await snapshotExists(conn, snapshotter, chainId, ctx)) continue;
+
+    const key = `extract-${randomBytes(6).toString('hex')}-${chainId}`;
+    const { mounts } = await conn.snapshots.prepare({ snapshotter, key, parent, labels: {} }, ctx);
+    try {
+      const { applied } = await conn.diff.apply({ diff: layers[i]!.blob, mounts, payloads: {} }, ctx);
+      if (applied?.digest !== layers[i]!.diffId) {
+        throw new InternalError(
+          `layer ${layers[i]!.blob.digest} unpacked to ${applied?.digest ?? 'nothing'}, but the image config says ${layers[i]!.diffId}`,
+        );
+      }
+      await conn.snapshots.commit({ snapshotter, name: chainId, key, labels: {} }, ctx);
+    } catch (err) {
+      await conn.snapshots.remove({ snapshotter, key }, { deadline: Date.now() + 30_000 }).catch(() => undefined);
+      // Another pull of an image sharing this layer got there first: its snapshot serves us too.
+      if (err instanceof AlreadyExistsError) continue;
+      throw err;
+    }
+  }
+  return chain[chain.length - 1];
+}
