@@ -1,4 +1,4 @@
-import { CallOptions, Client, ClientUnaryCall, Metadata, ServiceDefinition, ServiceError } from '@grpc/grpc-js';
+import { CallOptions, Client, ClientReadableStream, ClientUnaryCall, Metadata, ServiceDefinition, ServiceError } from '@grpc/grpc-js';
 
 /** Per-call context: cancellation, a deadline, and (for containerd) a lease. */
 export interface CallContext {
@@ -68,11 +68,11 @@ export function promisifyUnary<C extends Client>(
   return out as UnaryMethods<C>;
 }
 
-type ServerStreamFn<Req> = (
+type ServerStreamFn<Req, Res> = (
   request: Req,
   metadata: Metadata,
   options: Partial<CallOptions>,
-) => NodeJS.ReadableStream & { cancel(): void };
+) => ClientReadableStream<Res>;
 
 /**
  * Collects every message of a server-streaming call (containerd's List
@@ -80,7 +80,7 @@ type ServerStreamFn<Req> = (
  * as unary calls.
  */
 export function collectStream<Req, Res>(
-  method: ServerStreamFn<Req>,
+  method: ServerStreamFn<Req, Res>,
   request: Req,
   what: string,
   how: PromisifyOptions,
