@@ -7,6 +7,9 @@ import { ImageService } from './image/service';
 import { ImageStore } from './image/store';
 import { RegistryClient } from './image/registry';
 import type { Logger } from './log/logger';
+import { EventMonitor } from './events/monitor';
+import { probeNodeEnvironment } from './runtime/node-environment';
+import { SandboxService } from './sandbox/service';
 import { CniConfigWatcher } from './network/cni-config';
 
 export type DaemonPhase = 'starting' | 'recovering' | 'serving' | 'draining' | 'stopped';
@@ -25,6 +28,7 @@ export class Daemon {
   private server: CriServer | undefined;
   private registry: RegistryClient | undefined;
   private recoveredFlag = false;
+  private events: EventMonitor | undefined;
 
   constructor(
     private readonly config: AdapterConfig,
@@ -82,13 +86,24 @@ export class Daemon {
       logger,
     );
 
+    const sandboxes = new SandboxService({
+      config,
+      conn: this.containerd,
+      images,
+      cni: this.cni,
+      env: probeNodeEnvironment(config.cgroupDriver),
+      logger,
+    });
+    this.events = new EventMonitor(this.containerd, logger);
+    sandboxes.watch(this.events);
+
     this.setPhase('recovering');
     const recoverLater = () =>
-      this.recover(images).catch((err: unknown) => {
+      this.recover(images, sandboxes).catch((err: unknown) => {
         this.logger.error('recovery failed; retrying when containerd reconnects', { error: (err as Error).message });
         this.containerd?.once('ready', recoverLater);
       });
-    if (this.containerd.ready) await this.recover(images);
+    if (this.containerd.ready) await this.recover(images, sandboxes);
     else this.containerd.once('ready', recoverLater);
     this.containerd.on('ready', () => {
       // After a reconnect containerd may hold other content than before; resync the view.
@@ -103,6 +118,7 @@ export class Daemon {
         containerd: this.containerd,
         cni: this.cni,
         images,
+        sandboxes,
         logger,
         adapterVersion: this.adapterVersion,
         recovered: () => this.recoveredFlag,
@@ -119,8 +135,11 @@ export class Daemon {
    * view; when containerd is down at start, the socket is bound first
    * (Version and Status must answer) and this runs once containerd comes.
    */
-  private async recover(images: ImageService): Promise<void> {
+  private async recover(images: ImageService, sandboxes: SandboxService): Promise<void> {
     await images.load({});
+    await sandboxes.recover({});
+    // Subscribing emits a resync, which reconciles what happened between the listing above and now.
+    this.events!.start();
     this.recoveredFlag = true;
     this.logger.info('state recovered from containerd');
   }
@@ -131,6 +150,7 @@ export class Daemon {
     await this.server?.shutdown(this.config.shutdownGraceSeconds * 1000);
     this.drain.abort();
     this.cni?.stop();
+    this.events?.stop();
     this.containerd?.close();
     this.registry?.close();
     this.setPhase('stopped');

@@ -20,7 +20,7 @@ export interface AdapterConfig {
   cgroupDriver: 'cgroupfs' | 'systemd';
   snapshotter: string;
   sandboxImage: string;
-  cni: { confDir: string; binDirs: string[] };
+  cni: { confDir: string; binDirs: string[]; pluginTimeoutSeconds: number };
   registry: { configPath: string; maxConcurrentDownloads: number; pullProgressTimeoutSeconds: number };
 }
 

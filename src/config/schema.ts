@@ -161,6 +161,11 @@ export const schema = {
       format: 'string-list',
       default: ['/opt/cni/bin', '/usr/lib/cni'],
     },
+    pluginTimeoutSeconds: {
+      doc: 'A CNI plugin run (ADD or DEL) that takes longer is killed and the call fails.',
+      format: 'nat',
+      default: 60,
+    },
   },
   registry: {
     configPath: {

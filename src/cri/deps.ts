@@ -3,6 +3,7 @@ import type { ContainerdConnection } from '../containerd/connection';
 import type { Logger } from '../log/logger';
 import type { ImageService } from '../image/service';
 import type { CniConfigWatcher } from '../network/cni-config';
+import type { SandboxService } from '../sandbox/service';
 
 /** What the CRI layer needs from the domain below it. */
 export interface CriDeps {
@@ -10,6 +11,7 @@ export interface CriDeps {
   containerd: ContainerdConnection;
   cni: CniConfigWatcher;
   images: ImageService;
+  sandboxes: SandboxService;
   logger: Logger;
   /** False until the daemon has rebuilt its state from containerd; calls that need that state wait for it. */
   recovered(): boolean;

@@ -9,6 +9,13 @@ import { pullImageHandler } from './image-pull';
 import { removeImageHandler } from './image-remove';
 import { imageStatusHandler } from './image-status';
 import { runtimeConfigHandler } from './runtime-config';
+import { updateRuntimeConfigHandler } from './runtime-config-update';
+import { listPodSandboxHandler, streamPodSandboxesHandler } from './sandbox-list';
+import { removePodSandboxHandler } from './sandbox-remove';
+import { runPodSandboxHandler } from './sandbox-run';
+import { podSandboxStatusHandler } from './sandbox-status';
+import { stopPodSandboxHandler } from './sandbox-stop';
+import { updatePodSandboxResourcesHandler } from './sandbox-update-resources';
 import { statusHandler } from './status';
 import { versionHandler } from './version';
 
@@ -21,6 +28,14 @@ export function runtimeHandlers(deps: CriDeps): HandlerTable<RuntimeServiceServe
     version: versionHandler(deps),
     status: statusHandler(deps),
     runtimeConfig: runtimeConfigHandler(deps),
+    updateRuntimeConfig: updateRuntimeConfigHandler(deps),
+    runPodSandbox: runPodSandboxHandler(deps),
+    stopPodSandbox: stopPodSandboxHandler(deps),
+    removePodSandbox: removePodSandboxHandler(deps),
+    podSandboxStatus: podSandboxStatusHandler(deps),
+    listPodSandbox: listPodSandboxHandler(deps),
+    streamPodSandboxes: streamPodSandboxesHandler(deps),
+    updatePodSandboxResources: updatePodSandboxResourcesHandler(deps),
   };
 }
 

@@ -26,14 +26,38 @@ function toContainerdDescriptor(d: Descriptor): ContainerdDescriptor {
   return { mediaType: d.mediaType, digest: d.digest, size: BigInt(d.size), annotations: d.annotations ?? {} };
 }
 
-/** Runs `fn` over items with at most `limit` in flight; rejects on the first failure. */
-async function boundedAll<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+/**
+ * Runs `fn` over items with at most `limit` in flight. On the first failure
+ * no further item starts, `onFailure` runs (to cancel the ones in flight),
+ * and the first error is thrown once every started item has settled: a
+ * failed pull must not leave downloads running after it has answered.
+ */
+async function boundedAll<T>(items: T[], limit: number, fn: (item: T) => Promise<void>, onFailure: () => void): Promise<void> {
   let next = 0;
+  let failure: { error: unknown } | undefined;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
+    while (!failure && next < items.length) {
+      try {
+        await fn(items[next++]!);
+      } catch (error) {
+        if (!failure) {
+          failure = { error };
+          onFailure();
+        }
+      }
+    }
   });
   await Promise.all(workers);
+  if (failure) throw failure.error;
 }
+
+/**
+ * Blobs being written by a pull of this process, per namespace and digest.
+ * Two pulls that share a layer (pods of different images started together)
+ * must not write it at once: containerd locks the ingest ref, and the
+ * second writer's abort of a stale ingest would break the first.
+ */
+const blobWrites = new Map<string, Promise<void>>();
 
 /**
  * Pulls one image the way containerd's own client does: resolve and fetch
@@ -56,14 +80,30 @@ export async function pullImage(
   const resolved = await source.resolveImage(ref, ctx.signal, { auth });
 
   return withLease(conn, { expireAfterSeconds: settings.leaseExpirySeconds }, ctx, async (lctx) => {
+    // Cancels the layer downloads still running when one of them fails.
+    const failed = new AbortController();
+    const signal = ctx.signal ? AbortSignal.any([ctx.signal, failed.signal]) : failed.signal;
+    const wctx = { ...lctx, signal };
     const store = async (desc: Descriptor, labels: Record<string, string>, body: () => Promise<Readable>) => {
-      if (await blobExists(conn, desc.digest, lctx)) {
-        if (Object.keys(labels).length) await setBlobLabels(conn, desc.digest, labels, lctx);
-        return;
+      const key = `${conn.namespace}\n${desc.digest}`;
+      for (let other = blobWrites.get(key); other; other = blobWrites.get(key)) await other.catch(() => undefined);
+      let release!: () => void;
+      blobWrites.set(key, new Promise<void>((resolve) => (release = resolve)));
+      try {
+        // Content an earlier image left behind (one just removed, say) is referenced by nothing
+        // until this pull's records are written; the lease keeps GC from taking it meanwhile.
+        await conn.leases.addResource({ id: lctx.lease!, resource: { id: desc.digest, type: 'content' } }, lctx);
+        if (await blobExists(conn, desc.digest, lctx)) {
+          if (Object.keys(labels).length) await setBlobLabels(conn, desc.digest, labels, lctx);
+          return;
+        }
+        await writeBlob(conn, { ref: `cri-adapter-pull-${desc.digest}`, digest: desc.digest, size: desc.size, labels, source: await body() }, wctx);
+      } finally {
+        blobWrites.delete(key);
+        release();
       }
-      await writeBlob(conn, { ref: `cri-adapter-pull-${desc.digest}`, digest: desc.digest, size: desc.size, labels, source: await body() }, lctx);
     };
-    const fetch = (desc: Descriptor) => async () => (await source.fetchBlob(ref, desc, ctx.signal, { auth })).stream;
+    const fetch = (desc: Descriptor) => async () => (await source.fetchBlob(ref, desc, signal, { auth })).stream;
 
     // The config names the layers' uncompressed digests, which unpacking and GC labels need.
     const configBytes = await readAll((await source.fetchBlob(ref, resolved.config, ctx.signal, { auth })).stream);
@@ -80,6 +120,7 @@ export async function pullImage(
       resolved.layers.map((layer, i) => ({ layer, diffId: diffIds[i]! })),
       settings.maxConcurrentDownloads,
       ({ layer, diffId }) => store(layer, { [UNCOMPRESSED_LABEL]: diffId }, fetch(layer)),
+      () => failed.abort(),
     );
     const topChainId = await unpackLayers(
       conn,

@@ -1,24 +1,8 @@
+import type { ImageConfigFile } from '../spec/oci-types';
 import { parseImageId, parseImageSpec, ParsedReference } from './reference';
 
-/** The OCI image configuration blob, as much of it as the runtime reads. */
-export interface ImageConfigFile {
-  architecture?: string;
-  os?: string;
-  variant?: string;
-  created?: string;
-  config?: {
-    User?: string;
-    Env?: string[];
-    Entrypoint?: string[] | null;
-    Cmd?: string[] | null;
-    WorkingDir?: string;
-    StopSignal?: string;
-    Labels?: Record<string, string> | null;
-    ExposedPorts?: Record<string, unknown>;
-    Volumes?: Record<string, unknown>;
-  };
-  rootfs?: { type: string; diff_ids: string[] };
-}
+// The OCI image config type is shared with the spec builders, which read the same blob.
+export type { ImageConfigFile };
 
 /** One image as the CRI sees it: an ID (config digest) with every name that points at it. */
 export interface ImageEntry {

@@ -39,6 +39,11 @@ export async function unpackLayers(
   for (let i = 0; i < layers.length; i++) {
     const chainId = chain[i]!;
     const parent = i === 0 ? '' : chain[i - 1]!;
+    // A snapshot left by an image that was just removed is referenced by nothing until this
+    // image's config label points at it; the lease keeps GC from taking it meanwhile.
+    if (ctx.lease) {
+      await conn.leases.addResource({ id: ctx.lease, resource: { id: chainId, type: `snapshots/${snapshotter}` } }, ctx);
+    }
     if (await snapshotExists(conn, snapshotter, chainId, ctx)) continue;
 
     const key = `extract-${randomBytes(6).toString('hex')}-${chainId}`;

@@ -1,0 +1,87 @@
+import { NotFoundError } from '../errors';
+import { Status as TaskStatus } from '../gen/containerd/types/task';
+import type { CallContext } from './call';
+import type { ContainerdConnection } from './connection';
+
+export { TaskStatus };
+
+export interface TaskState {
+  status: TaskStatus;
+  pid: number;
+  exitStatus: number;
+  exitedAtNs: bigint;
+}
+
+/** The task's state, or undefined when the container has no task. */
+export async function getTask(conn: ContainerdConnection, containerId: string, ctx?: CallContext): Promise<TaskState | undefined> {
+  try {
+    const { process } = await conn.tasks.get({ containerId, execId: '' }, ctx);
+    if (!process) return undefined;
+    const exitedAt = process.exitedAt;
+    return {
+      status: process.status,
+      pid: process.pid,
+      exitStatus: process.exitStatus,
+      exitedAtNs: exitedAt ? exitedAt.seconds * 1_000_000_000n + BigInt(exitedAt.nanos) : 0n,
+    };
+  } catch (err) {
+    if (err instanceof NotFoundError) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Sends `signal` to the task and waits up to `graceMs` for it to exit; then
+ * SIGKILL and wait again. Returns when the task is stopped (or gone).
+ */
+export async function stopTask(
+  conn: ContainerdConnection,
+  containerId: string,
+  signal: number,
+  graceMs: number,
+  ctx?: CallContext,
+): Promise<void> {
+  const state = await getTask(conn, containerId, ctx);
+  if (!state || state.status === TaskStatus.STOPPED) return;
+  const kill = async (sig: number) => {
+    try {
+      await conn.tasks.kill({ containerId, execId: '', signal: sig, all: sig === 9 }, ctx);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+  };
+  const waitFor = async (ms: number): Promise<boolean> => {
+    try {
+      await conn.tasks.wait({ containerId, execId: '' }, { ...ctx, deadline: Date.now() + ms });
+      return true;
+    } catch (err) {
+      if (err instanceof NotFoundError) return true;
+      return false;
+    }
+  };
+  if (signal !== 9 && graceMs > 0) {
+    await kill(signal);
+    if (await waitFor(graceMs)) return;
+  }
+  await kill(9);
+  if (!(await waitFor(30_000))) {
+    throw new Error(`task ${containerId} did not exit 30 s after SIGKILL`);
+  }
+}
+
+/** Deletes the task (after it stopped); a missing task is fine. */
+export async function deleteTask(conn: ContainerdConnection, containerId: string, ctx?: CallContext): Promise<void> {
+  try {
+    await conn.tasks.delete({ containerId }, ctx);
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+  }
+}
+
+export async function ignoreNotFound(p: Promise<unknown>): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+  }
+}

@@ -1,0 +1,26 @@
+import { InvalidArgumentError, NotFoundError } from '../errors';
+import type { PodSandboxStatusRequest, PodSandboxStatusResponse } from '../gen/runtime/v1/api';
+import type { CriDeps } from './deps';
+import type { UnaryHandler } from './dispatch';
+import { toCriSandboxStatus } from './sandbox-mapping';
+
+export function podSandboxStatusHandler(deps: CriDeps): UnaryHandler<PodSandboxStatusRequest, PodSandboxStatusResponse> {
+  return async (request) => {
+    if (!request.podSandboxId) throw new InvalidArgumentError('PodSandboxStatus: pod_sandbox_id is required');
+    const r = deps.sandboxes.get(request.podSandboxId);
+    if (!r) throw new NotFoundError(`pod sandbox ${request.podSandboxId} not found`);
+    const info: Record<string, string> = {};
+    if (request.verbose) {
+      info.info = JSON.stringify({
+        pid: r.pid,
+        netnsPath: r.netnsPath ?? '',
+        cniResult: r.cniResult ?? null,
+        runtimeHandler: r.runtimeHandler,
+        runtimeType: r.runtimeType,
+        image: r.imageId,
+        runtimeSpec: r.spec ?? null,
+      });
+    }
+    return { status: toCriSandboxStatus(r), info, containersStatuses: [], timestamp: BigInt(Date.now()) * 1_000_000n };
+  };
+}

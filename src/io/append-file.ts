@@ -1,0 +1,254 @@
+/**
+ * An append-only file with a bounded write queue, for container logs.
+ *
+ * Not fs.WriteStream because a log must outlive write errors: WriteStream
+ * destroys itself on the first failure (ENOSPC, EIO), after which every write
+ * throws; containerd instead logs the failure and keeps draining the container
+ * so it never blocks on a full pipe. We also need to swap the fd under the
+ * queue (log rotation) without ending the stream.
+ */
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Logger } from '../log/logger';
+import { withContext } from '../errors';
+
+const { O_WRONLY, O_CREAT, O_APPEND } = fs.constants;
+
+export interface AppendFileOptions {
+  path: string;
+  /** Applied with fchmod after open, so the umask does not change it. */
+  mode: number;
+  /** Directory mode when the directory has to be created. */
+  dirMode?: number;
+  /** Queued bytes above which write() returns false. */
+  highWaterMark: number;
+  logger: Logger;
+}
+
+function openAppend(p: string, mode: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.open(p, O_WRONLY | O_CREAT | O_APPEND, mode, (err, fd) => {
+      if (err) return reject(withContext(err, `opening log file ${p}`));
+      fs.fchmod(fd, mode, (chmodErr) => {
+        if (chmodErr) {
+          fs.close(fd, () => undefined);
+          return reject(withContext(chmodErr, `setting the mode of log file ${p}`));
+        }
+        resolve(fd);
+      });
+    });
+  });
+}
+
+function closeFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+interface QueuedWrite {
+  bufs: Buffer[];
+  size: number;
+  /** Called once the bytes are written or dropped, so pooled buffers can be reused. */
+  done?: () => void;
+}
+
+/** Emits 'drain' when the queue falls back under the high-water mark after write() returned false. */
+export class AppendFile extends EventEmitter {
+  readonly path: string;
+  private fd: number;
+  private readonly opts: AppendFileOptions;
+  private queue: QueuedWrite[] = [];
+  /** Queued plus in-flight bytes: what the high-water mark bounds. */
+  private pendingBytes = 0;
+  private writing = false;
+  /** Set while the fd is being swapped: writes queue up but none is issued. */
+  private holding = false;
+  private closed = false;
+  private needDrain = false;
+  private idleWaiters: Array<() => void> = [];
+  private lastErrorCode: string | undefined;
+
+  bytesWritten = 0;
+  writeErrors = 0;
+  droppedBytes = 0;
+
+  private constructor(opts: AppendFileOptions, fd: number) {
+    super();
+    this.opts = opts;
+    this.path = opts.path;
+    this.fd = fd;
+  }
+
+  static async open(opts: AppendFileOptions): Promise<AppendFile> {
+    await fs.promises
+      .mkdir(path.dirname(opts.path), { recursive: true, mode: opts.dirMode ?? 0o755 })
+      .catch((err: unknown) => {
+        throw withContext(err, `creating the directory of log file ${opts.path}`);
+      });
+    return new AppendFile(opts, await openAppend(opts.path, opts.mode));
+  }
+
+  get queuedBytes(): number {
+    return this.pendingBytes;
+  }
+
+  /**
+   * Queues `bufs` to be written in order, as one unit. The buffers must stay
+   * unchanged until `done` is called. Returns false when the caller should
+   * stop producing until 'drain'.
+   */
+  write(bufs: Buffer | Buffer[], done?: () => void): boolean {
+    const list = Array.isArray(bufs) ? bufs : [bufs];
+    let size = 0;
+    for (const b of list) size += b.length;
+    if (this.closed) {
+      this.droppedBytes += size;
+      done?.();
+      return true;
+    }
+    if (size === 0) {
+      done?.();
+      return this.pendingBytes < this.opts.highWaterMark;
+    }
+    this.queue.push({ bufs: list, size, done });
+    this.pendingBytes += size;
+    this.kick();
+    const ok = this.pendingBytes < this.opts.highWaterMark;
+    if (!ok) this.needDrain = true;
+    return ok;
+  }
+
+  /** Resolves once everything queued so far (and anything queued meanwhile) is written. */
+  async flush(): Promise<void> {
+    while (this.writing || this.queue.length > 0) {
+      if (this.holding) {
+        // Nothing will be written until the swap is done; wait for that first.
+        await new Promise<void>((resolve) => this.once('swapped', resolve));
+        continue;
+      }
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    }
+  }
+
+  /**
+   * Closes the fd and opens the path again (the kubelet renamed the file to
+   * rotate it). Everything queued before the call goes to the old file; on an
+   * open failure the old fd stays in use and the error is thrown.
+   */
+  async reopen(): Promise<void> {
+    if (this.closed) return;
+    await this.flush();
+    this.holding = true;
+    let newFd: number;
+    try {
+      newFd = await openAppend(this.path, this.opts.mode);
+    } catch (err) {
+      this.holding = false;
+      this.emit('swapped');
+      this.kick();
+      throw err;
+    }
+    const oldFd = this.fd;
+    this.fd = newFd;
+    this.holding = false;
+    this.emit('swapped');
+    this.kick();
+    await closeFd(oldFd).catch((err: unknown) =>
+      this.opts.logger.warn('closing the rotated log file failed', { path: this.path, error: String(err) }),
+    );
+  }
+
+  /** Writes what is queued, fdatasyncs, closes. Later writes are dropped and counted. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.flush();
+    this.closed = true;
+    const fd = this.fd;
+    await new Promise<void>((resolve) =>
+      fs.fdatasync(fd, (err) => {
+        if (err) this.opts.logger.warn('fdatasync of log file failed', { path: this.path, error: err.message });
+        resolve();
+      }),
+    );
+    await closeFd(fd).catch((err: unknown) => {
+      throw withContext(err, `closing log file ${this.path}`);
+    });
+  }
+
+  private kick(): void {
+    if (this.writing || this.holding || this.queue.length === 0) return;
+    // Everything queued goes out in one writev: while one write is in flight
+    // the next batch accumulates, so a busy log costs few syscalls.
+    const items = this.queue;
+    this.queue = [];
+    const bufs: Buffer[] = [];
+    let size = 0;
+    for (const it of items) {
+      for (const b of it.bufs) bufs.push(b);
+      size += it.size;
+    }
+    this.writing = true;
+    fs.writev(this.fd, bufs, (err, written) => this.afterWrite(items, size, err, written));
+  }
+
+  private afterWrite(items: QueuedWrite[], size: number, err: NodeJS.ErrnoException | null, written: number): void {
+    this.writing = false;
+    if (err) {
+      // Dropping the batch keeps the container draining; a log with a hole
+      // beats a container blocked on stdout. One log line per kind of error.
+      this.writeErrors++;
+      this.droppedBytes += size;
+      this.pendingBytes -= size;
+      for (const it of items) it.done?.();
+      if (err.code !== this.lastErrorCode) {
+        this.lastErrorCode = err.code;
+        this.opts.logger.error('writing container log failed; output is dropped until writes succeed', {
+          path: this.path,
+          error: err.message,
+        });
+      }
+    } else {
+      this.lastErrorCode = undefined;
+      this.bytesWritten += written;
+      this.pendingBytes -= written;
+      let skip = written;
+      const rest: QueuedWrite[] = [];
+      for (const it of items) {
+        if (skip >= it.size) {
+          skip -= it.size;
+          it.done?.();
+          continue;
+        }
+        // A short write (libuv retries most; a signal or quota edge can still
+        // leave one): put the unwritten tail back in front, in order.
+        rest.push(skip > 0 ? trimFront(it, skip) : it);
+        skip = 0;
+      }
+      if (rest.length > 0) this.queue = rest.concat(this.queue);
+    }
+    this.kick();
+    if (this.needDrain && this.pendingBytes < this.opts.highWaterMark) {
+      this.needDrain = false;
+      this.emit('drain');
+    }
+    if (!this.writing && this.queue.length === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+}
+
+function trimFront(it: QueuedWrite, n: number): QueuedWrite {
+  const bufs: Buffer[] = [];
+  let skip = n;
+  for (const b of it.bufs) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    bufs.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return { bufs, size: it.size - n, done: it.done };
+}

@@ -1,0 +1,48 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { InternalError } from '../errors';
+
+const run = promisify(execFile);
+
+/** Where `ip netns` keeps named namespaces (bind mounts that outlive their last process). */
+export const NETNS_DIR = '/run/netns';
+
+/** The name of a pod's network namespace: stable and derivable from the sandbox ID, so recovery needs no extra record. */
+export function netnsNameFor(sandboxId: string): string {
+  return `cri-adapter-${sandboxId.slice(0, 16)}`;
+}
+
+export function netnsPath(name: string): string {
+  return `${NETNS_DIR}/${name}`;
+}
+
+/**
+ * A persistent network namespace for a pod: CNI wires it up before any
+ * process runs in it, and it survives the pause process so StopPodSandbox
+ * can still run CNI DEL. iproute2 does the bind-mount dance (including
+ * making /run/netns a shared mount point) correctly, so it is used rather
+ * than re-implementing it.
+ */
+export async function createNetns(name: string, signal?: AbortSignal): Promise<string> {
+  try {
+    await run('ip', ['netns', 'add', name], { signal });
+  } catch (err) {
+    throw new InternalError(`creating network namespace ${name}: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
+  }
+  // Bring up lo, as every pod expects a working 127.0.0.1 even when the CNI config has no loopback plugin.
+  await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']).catch(() => undefined);
+  return netnsPath(name);
+}
+
+/** Removes a namespace; a missing one is fine (remove is idempotent). */
+export async function removeNetns(name: string): Promise<void> {
+  if (!existsSync(netnsPath(name))) return;
+  try {
+    await run('ip', ['netns', 'delete', name]);
+  } catch (err) {
+    if (existsSync(netnsPath(name))) {
+      throw new InternalError(`removing network namespace ${name}: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
+    }
+  }
+}

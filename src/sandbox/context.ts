@@ -1,0 +1,29 @@
+import type { AdapterConfig } from '../config/load';
+import type { ContainerdConnection } from '../containerd/connection';
+import type { ImageService } from '../image/service';
+import type { Logger } from '../log/logger';
+import type { CniConfigWatcher } from '../network/cni-config';
+import type { RuntimeEnvironment } from '../spec';
+import type { KeyedMutex } from '../store/keyed-mutex';
+import type { NameRegistrar } from '../store/names';
+import type { SandboxRecord } from './model';
+
+/** Everything the sandbox flows share. */
+export interface SandboxContext {
+  config: AdapterConfig;
+  conn: ContainerdConnection;
+  images: ImageService;
+  cni: CniConfigWatcher;
+  env: RuntimeEnvironment;
+  logger: Logger;
+  sandboxes: Map<string, SandboxRecord>;
+  names: NameRegistrar;
+  locks: KeyedMutex;
+  /** Pod CIDR from UpdateRuntimeConfig, handed to plugins that take ipRanges. */
+  podCidr: () => string;
+  /** Stops and removes the pod's containers (provided by the container domain). */
+  containersOf: {
+    stopAll(sandboxId: string, ctxSignal?: AbortSignal): Promise<void>;
+    removeAll(sandboxId: string, ctxSignal?: AbortSignal): Promise<void>;
+  };
+}

@@ -1,0 +1,254 @@
+import { randomBytes } from 'node:crypto';
+import type { CallContext } from '../containerd/call';
+import { deleteTask, stopTask } from '../containerd/tasks';
+import { packJson, packRuncOptions, OCI_SPEC_TYPE_URL } from '../containerd/typeurl';
+import { FailedPreconditionError, InvalidArgumentError } from '../errors';
+import { NamespaceMode, PodSandboxConfig, Protocol } from '../gen/runtime/v1/api';
+import type { ImageEntry } from '../image/store';
+import { CniCapabilities, CniPodContext, cniAdd, cniDel, CniResult, podIps } from '../network/cni';
+import { createNetns, netnsNameFor, removeNetns } from '../network/netns';
+import { buildSandboxSpec } from '../spec';
+import { EXTENSIONS, KIND_SANDBOX, LABELS, METADATA_TYPE_URLS } from '../store/labels';
+import type { SandboxContext } from './context';
+import { createSandboxFiles, removeSandboxFiles, sandboxFilePaths } from './files';
+import { nowNs, SandboxRecord, sandboxName, toMetadata } from './model';
+import { step, UndoStack } from './undo';
+
+/** The CRI's runtime capabilities for CNI, from the pod's config. */
+export function cniCapabilities(config: PodSandboxConfig, podCidr: string): CniCapabilities {
+  const protocols: Record<number, 'tcp' | 'udp' | 'sctp'> = { [Protocol.TCP]: 'tcp', [Protocol.UDP]: 'udp', [Protocol.SCTP]: 'sctp' };
+  const portMappings = config.portMappings
+    .filter((p) => p.hostPort > 0)
+    .map((p) => ({
+      hostPort: p.hostPort,
+      containerPort: p.containerPort,
+      protocol: protocols[p.protocol] ?? 'tcp',
+      ...(p.hostIp ? { hostIP: p.hostIp } : {}),
+    }));
+  const caps: CniCapabilities = { portMappings };
+  const ingress = parseBandwidth(config.annotations['kubernetes.io/ingress-bandwidth']);
+  const egress = parseBandwidth(config.annotations['kubernetes.io/egress-bandwidth']);
+  if (ingress || egress) {
+    // The burst has no annotation of its own; a large bucket means "rate-limit only", as kubelets have long done.
+    const burst = 2 ** 31 - 1;
+    caps.bandwidth = {
+      ...(ingress ? { ingressRate: ingress, ingressBurst: burst } : {}),
+      ...(egress ? { egressRate: egress, egressBurst: burst } : {}),
+    };
+  }
+  if (config.dnsConfig) {
+    caps.dns = { servers: config.dnsConfig.servers, searches: config.dnsConfig.searches, options: config.dnsConfig.options };
+  }
+  if (podCidr) caps.ipRanges = [[{ subnet: podCidr }]];
+  return caps;
+}
+
+const SUFFIX: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4 };
+
+/** A Kubernetes quantity such as "10M" as bits per second; undefined when absent. */
+export function parseBandwidth(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const m = /^(\d+(?:\.\d+)?)(k|M|G|T|Ki|Mi|Gi|Ti)?$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`bandwidth annotation "${value}" is not a quantity like 10M`);
+  return Math.round(Number(m[1]) * SUFFIX[m[2] ?? '']!);
+}
+
+function validate(config: PodSandboxConfig | undefined): asserts config is PodSandboxConfig {
+  const md = config?.metadata;
+  if (!config || !md) throw new InvalidArgumentError('RunPodSandbox: config.metadata is required');
+  for (const f of ['name', 'namespace', 'uid'] as const) {
+    if (!md[f]) throw new InvalidArgumentError(`RunPodSandbox: config.metadata.${f} is required`);
+  }
+}
+
+async function sandboxImage(ctx: SandboxContext, call: CallContext): Promise<ImageEntry> {
+  return ctx.images.store.resolve(ctx.config.sandboxImage) ?? (await ctx.images.pull(ctx.config.sandboxImage, undefined, call));
+}
+
+/**
+ * RunPodSandbox: reserve the name, make the pod's files and network
+ * namespace, then wire the network (CNI ADD) while the infra container is
+ * created in containerd, start it, and record what CNI gave. Every step
+ * registers its undo; a failure unwinds them and names the step.
+ */
+export async function runPodSandbox(
+  ctx: SandboxContext,
+  configIn: PodSandboxConfig | undefined,
+  runtimeHandlerIn: string,
+  call: CallContext,
+): Promise<string> {
+  validate(configIn);
+  const config = configIn;
+  const handler = runtimeHandlerIn || ctx.config.defaultRuntime;
+  const runtime = ctx.config.runtimes[handler];
+  if (!runtime) {
+    throw new InvalidArgumentError(
+      `RunPodSandbox: runtime handler "${handler}" is not configured (known: ${Object.keys(ctx.config.runtimes).join(', ')})`,
+    );
+  }
+  const nsOptions = config.linux?.securityContext?.namespaceOptions;
+  const hostNetwork = nsOptions?.network === NamespaceMode.NODE;
+  const hostIpc = nsOptions?.ipc === NamespaceMode.NODE;
+  const network = ctx.cni.network;
+  if (!hostNetwork && !network) {
+    throw new FailedPreconditionError(`RunPodSandbox: the pod network is not ready: ${ctx.cni.notReadyReason}`);
+  }
+
+  const id = randomBytes(32).toString('hex');
+  const name = sandboxName(config);
+  const log = { podSandboxId: id, pod: `${config.metadata!.namespace}/${config.metadata!.name}` };
+  const undo = new UndoStack(ctx.logger, log);
+  ctx.names.reserve(name, id);
+  undo.push('release name', async () => ctx.names.release(name, id));
+
+  try {
+    return await ctx.locks.run(id, async () => {
+      const image = await step('ensure sandbox image', () => sandboxImage(ctx, call));
+      const files = sandboxFilePaths(ctx.config.state, id, hostIpc);
+      undo.push('remove pod files', () => removeSandboxFiles(files));
+      await step('write pod files', () =>
+        createSandboxFiles(files, { hostname: config.hostname, hostNetwork, dnsConfig: config.dnsConfig }),
+      );
+
+      let netnsName: string | undefined;
+      let netnsPath: string | undefined;
+      if (!hostNetwork) {
+        netnsName = netnsNameFor(id);
+        const created = netnsName;
+        undo.push('remove network namespace', () => removeNetns(created));
+        netnsPath = await step('create network namespace', () => createNetns(created, call.signal));
+      }
+
+      const pod: CniPodContext | undefined = netnsPath
+        ? {
+            containerId: id,
+            netnsPath,
+            ifName: 'eth0',
+            podName: config.metadata!.name,
+            podNamespace: config.metadata!.namespace,
+            podUid: config.metadata!.uid,
+            capabilities: cniCapabilities(config, ctx.podCidr()),
+          }
+        : undefined;
+      const cniSettings = { binDirs: ctx.config.cni.binDirs, timeoutMs: ctx.config.cni.pluginTimeoutSeconds * 1000 };
+
+      const record: SandboxRecord = {
+        id,
+        name,
+        config,
+        createdAt: nowNs(),
+        runtimeHandler: handler,
+        runtimeType: runtime.type,
+        imageId: image.id,
+        netnsName,
+        netnsPath,
+        ips: [],
+        networkTornDown: hostNetwork,
+        state: 'notready',
+        pid: 0,
+      };
+
+      // The network and the infra container do not depend on each other: do both at once.
+      const wireNetwork = async (): Promise<CniResult | undefined> => {
+        if (!pod || !network) return undefined;
+        undo.push('CNI DEL', async () => {
+          const errors = await cniDel(network, pod, undefined, cniSettings);
+          if (errors.length) throw errors[0];
+        });
+        return step('CNI ADD', () => cniAdd(network, pod, cniSettings, call.signal));
+      };
+      const createInfra = async (): Promise<number> => {
+        const { spec } = await step('build sandbox spec', async () =>
+          buildSandboxSpec({
+            sandboxId: id,
+            config,
+            imageName: ctx.config.sandboxImage,
+            imageConfig: image.config.config ?? {},
+            netnsPath,
+            sandboxFiles: files,
+            env: ctx.env,
+          }),
+        );
+        record.spec = spec;
+        const snapshotter = ctx.config.snapshotter;
+        const { mounts } = await step('prepare rootfs snapshot', () =>
+          ctx.conn.snapshots.prepare({ snapshotter, key: id, parent: image.chainId ?? '', labels: {} }, call),
+        );
+        undo.push('remove snapshot', () => ctx.conn.snapshots.remove({ snapshotter, key: id }));
+        await step('create infra container', () =>
+          ctx.conn.containers.create(
+            {
+              container: {
+                id,
+                labels: {
+                  [LABELS.kind]: KIND_SANDBOX,
+                  [LABELS.name]: name,
+                  [LABELS.podName]: config.metadata!.name,
+                  [LABELS.podNamespace]: config.metadata!.namespace,
+                  [LABELS.podUid]: config.metadata!.uid,
+                },
+                image: ctx.config.sandboxImage,
+                runtime: { name: runtime.type, options: packRuncOptions(runtime) },
+                spec: packJson(OCI_SPEC_TYPE_URL, spec),
+                snapshotter,
+                snapshotKey: id,
+                createdAt: undefined,
+                updatedAt: undefined,
+                extensions: { [EXTENSIONS.sandboxMetadata]: packJson(METADATA_TYPE_URLS.sandbox, toMetadata(record)) },
+              },
+            },
+            call,
+          ),
+        );
+        undo.push('delete infra container', () => ctx.conn.containers.delete({ id }));
+        const task = await step('create infra task', () =>
+          ctx.conn.tasks.create(
+            { containerId: id, rootfs: mounts, stdin: '', stdout: '', stderr: '', terminal: false, checkpoint: undefined, options: undefined, runtimePath: '' },
+            call,
+          ),
+        );
+        undo.push('delete infra task', async () => {
+          await stopTask(ctx.conn, id, 9, 0);
+          await deleteTask(ctx.conn, id);
+        });
+        return task.pid;
+      };
+
+      const [net, infra] = await Promise.allSettled([wireNetwork(), createInfra()]);
+      if (net.status === 'rejected') throw net.reason;
+      if (infra.status === 'rejected') throw infra.reason;
+
+      await step('start infra task', () => ctx.conn.tasks.start({ containerId: id, execId: '' }, call));
+      record.pid = infra.value;
+      record.cniResult = net.value;
+      record.ips = podIps(net.value);
+      record.state = 'ready';
+      await step('record pod network', () => persistSandbox(ctx, record));
+      ctx.sandboxes.set(id, record);
+      ctx.logger.info('pod sandbox running', { ...log, ips: record.ips, pid: record.pid });
+      return id;
+    });
+  } catch (err) {
+    await undo.unwind();
+    throw err;
+  }
+}
+
+/** Writes the record's durable part back to the infra container (the store of record). */
+export async function persistSandbox(ctx: SandboxContext, record: SandboxRecord): Promise<void> {
+  await ctx.conn.containers.update({
+    container: {
+      id: record.id,
+      labels: {},
+      image: '',
+      runtime: undefined,
+      spec: undefined,
+      snapshotter: '',
+      snapshotKey: '',
+      createdAt: undefined,
+      updatedAt: undefined,
+      extensions: { [EXTENSIONS.sandboxMetadata]: packJson(METADATA_TYPE_URLS.sandbox, toMetadata(record)) },
+    },
+    updateMask: [`extensions.${EXTENSIONS.sandboxMetadata}`],
+  });
+}

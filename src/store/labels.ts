@@ -1,0 +1,28 @@
+/**
+ * Every label and extension key the adapter writes on containerd objects,
+ * in one place: recovery reads back exactly what creation wrote.
+ */
+export const LABELS = {
+  /** sandbox | container */
+  kind: 'io.cri-adapter.kind',
+  sandboxId: 'io.cri-adapter.sandbox-id',
+  /** The reserved CRI name (name_namespace_uid_attempt for pods). */
+  name: 'io.cri-adapter.name',
+  podName: 'io.kubernetes.pod.name',
+  podNamespace: 'io.kubernetes.pod.namespace',
+  podUid: 'io.kubernetes.pod.uid',
+} as const;
+
+export const KIND_SANDBOX = 'sandbox';
+export const KIND_CONTAINER = 'container';
+
+/** Container extensions: structured state too large or too nested for labels. */
+export const EXTENSIONS = {
+  sandboxMetadata: 'io.cri-adapter.sandbox.metadata',
+  containerMetadata: 'io.cri-adapter.container.metadata',
+} as const;
+
+export const METADATA_TYPE_URLS = {
+  sandbox: 'io.cri-adapter/SandboxMetadata',
+  container: 'io.cri-adapter/ContainerMetadata',
+} as const;
