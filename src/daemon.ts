@@ -10,6 +10,8 @@ import type { Logger } from './log/logger';
 import { EventMonitor } from './events/monitor';
 import { probeNodeEnvironment } from './runtime/node-environment';
 import { SandboxService } from './sandbox/service';
+import { ContainerService } from './container/service';
+import { FifoContainerIo } from './container/io';
 import { CniConfigWatcher } from './network/cni-config';
 
 export type DaemonPhase = 'starting' | 'recovering' | 'serving' | 'draining' | 'stopped';
@@ -86,24 +88,31 @@ export class Daemon {
       logger,
     );
 
-    const sandboxes = new SandboxService({
+    const env = probeNodeEnvironment(config.cgroupDriver);
+    const sandboxes = new SandboxService({ config, conn: this.containerd, images, cni: this.cni, env, logger });
+    const containers = new ContainerService({
       config,
       conn: this.containerd,
       images,
-      cni: this.cni,
-      env: probeNodeEnvironment(config.cgroupDriver),
+      sandboxes,
+      env,
       logger,
+      io: new FifoContainerIo(config.state, logger, {
+        maxLineBytes: config.logging.maxLineBytes,
+        drainTimeoutMs: config.logging.drainTimeoutSeconds * 1000,
+      }),
     });
     this.events = new EventMonitor(this.containerd, logger);
     sandboxes.watch(this.events);
+    containers.watch(this.events);
 
     this.setPhase('recovering');
     const recoverLater = () =>
-      this.recover(images, sandboxes).catch((err: unknown) => {
+      this.recover(images, sandboxes, containers).catch((err: unknown) => {
         this.logger.error('recovery failed; retrying when containerd reconnects', { error: (err as Error).message });
         this.containerd?.once('ready', recoverLater);
       });
-    if (this.containerd.ready) await this.recover(images, sandboxes);
+    if (this.containerd.ready) await this.recover(images, sandboxes, containers);
     else this.containerd.once('ready', recoverLater);
     this.containerd.on('ready', () => {
       // After a reconnect containerd may hold other content than before; resync the view.
@@ -119,6 +128,7 @@ export class Daemon {
         cni: this.cni,
         images,
         sandboxes,
+        containers,
         logger,
         adapterVersion: this.adapterVersion,
         recovered: () => this.recoveredFlag,
@@ -135,9 +145,10 @@ export class Daemon {
    * view; when containerd is down at start, the socket is bound first
    * (Version and Status must answer) and this runs once containerd comes.
    */
-  private async recover(images: ImageService, sandboxes: SandboxService): Promise<void> {
+  private async recover(images: ImageService, sandboxes: SandboxService, containers: ContainerService): Promise<void> {
     await images.load({});
     await sandboxes.recover({});
+    await containers.recover({});
     // Subscribing emits a resync, which reconciles what happened between the listing above and now.
     this.events!.start();
     this.recoveredFlag = true;

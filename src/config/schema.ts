@@ -167,6 +167,18 @@ export const schema = {
       default: 60,
     },
   },
+  logging: {
+    maxLineBytes: {
+      doc: 'Container log lines longer than this are split into partial (P) records.',
+      format: 'nat',
+      default: 16384,
+    },
+    drainTimeoutSeconds: {
+      doc: 'After a container exits, how long to wait for the rest of its output (a daemonised child may hold the pipe).',
+      format: 'nat',
+      default: 2,
+    },
+  },
   registry: {
     configPath: {
       doc: 'Directory of <host>/hosts.toml registry host configurations (containerd layout).',

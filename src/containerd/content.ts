@@ -39,9 +39,11 @@ export async function writeBlob(conn: ContainerdConnection, blob: BlobToWrite, c
     if (!(err instanceof NotFoundError)) throw err;
   });
 
+  // No default deadline: a big layer on a slow link takes as long as it takes. A source that
+  // stops sending fails by its own stall timeout, and the caller's signal cancels the stream.
   const stream: ClientDuplexStream<WriteContentRequest, WriteContentResponse> = conn.streaming.content.write(
     callMetadata(conn.callDefaults, ctx),
-    callOptions(conn.callDefaults, ctx),
+    callOptions(conn.callDefaults, { ...ctx, deadline: ctx.deadline ?? Infinity }),
   );
   const what = 'Content.Write';
   const onAbort = () => stream.cancel();

@@ -4,6 +4,7 @@ import type { Logger } from '../log/logger';
 import type { ImageService } from '../image/service';
 import type { CniConfigWatcher } from '../network/cni-config';
 import type { SandboxService } from '../sandbox/service';
+import type { ContainerService } from '../container/service';
 
 /** What the CRI layer needs from the domain below it. */
 export interface CriDeps {
@@ -12,6 +13,7 @@ export interface CriDeps {
   cni: CniConfigWatcher;
   images: ImageService;
   sandboxes: SandboxService;
+  containers: ContainerService;
   logger: Logger;
   /** False until the daemon has rebuilt its state from containerd; calls that need that state wait for it. */
   recovered(): boolean;

@@ -3,6 +3,15 @@ import { UnavailableError } from '../errors';
 import type { CriDeps } from './deps';
 import { HandlerTable, implement } from './dispatch';
 import type { CriServer } from './server';
+import { createContainerHandler } from './container-create';
+import { getContainerEventsHandler } from './container-events';
+import { listContainersHandler, streamContainersHandler } from './container-list';
+import { removeContainerHandler } from './container-remove';
+import { reopenContainerLogHandler } from './container-reopen-log';
+import { startContainerHandler } from './container-start';
+import { containerStatusHandler } from './container-status';
+import { stopContainerHandler } from './container-stop';
+import { updateContainerResourcesHandler } from './container-update';
 import { imageFsInfoHandler } from './image-fs-info';
 import { listImagesHandler, streamImagesHandler } from './image-list';
 import { pullImageHandler } from './image-pull';
@@ -36,6 +45,16 @@ export function runtimeHandlers(deps: CriDeps): HandlerTable<RuntimeServiceServe
     listPodSandbox: listPodSandboxHandler(deps),
     streamPodSandboxes: streamPodSandboxesHandler(deps),
     updatePodSandboxResources: updatePodSandboxResourcesHandler(deps),
+    createContainer: createContainerHandler(deps),
+    startContainer: startContainerHandler(deps),
+    stopContainer: stopContainerHandler(deps),
+    removeContainer: removeContainerHandler(deps),
+    containerStatus: containerStatusHandler(deps),
+    listContainers: listContainersHandler(deps),
+    streamContainers: streamContainersHandler(deps),
+    updateContainerResources: updateContainerResourcesHandler(deps),
+    reopenContainerLog: reopenContainerLogHandler(deps),
+    getContainerEvents: getContainerEventsHandler(deps),
   };
 }
 

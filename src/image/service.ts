@@ -2,7 +2,7 @@ import { promises as fs, readFileSync } from 'node:fs';
 import type { CallContext } from '../containerd/call';
 import type { ContainerdConnection } from '../containerd/connection';
 import { readBlob } from '../containerd/content';
-import { FailedPreconditionError, NotFoundError } from '../errors';
+import { CancelledError, DeadlineExceededError, FailedPreconditionError, NotFoundError } from '../errors';
 import type { Logger } from '../log/logger';
 import { chainIds } from './layers';
 import { pullImage, PullSettings, recordNamesFor } from './pull';
@@ -30,12 +30,20 @@ export interface FsUsage {
   timestamp: bigint;
 }
 
+/** One download that several PullImage callers wait for. */
+interface SharedPull {
+  promise: Promise<ImageEntry>;
+  /** Aborted when the last waiting caller has gone. */
+  controller: AbortController;
+  waiters: number;
+}
+
 /**
  * The image domain: pulls, removal and lookups, with the in-memory store
  * kept in step with containerd's image records (the store of record).
  */
 export class ImageService {
-  private readonly inFlight = new Map<string, Promise<ImageEntry>>();
+  private readonly inFlight = new Map<string, SharedPull>();
   /** Set by the sandbox domain: true while some sandbox runs on the image. */
   inUse: (imageId: string) => boolean = () => false;
 
@@ -54,22 +62,71 @@ export class ImageService {
   }
 
   /**
-   * Pulls an image. Two pulls of the same reference at once share one
-   * download: the kubelet pulls per pod, and pods of a deployment start together.
+   * Pulls an image. Two pulls of the same reference (and credentials) at once
+   * share one download: the kubelet pulls per pod, and pods of a deployment
+   * start together. The shared pull belongs to no single caller: one that
+   * gives up (deadline, cancel) gets its error at once while the others keep
+   * waiting, and the pull is cancelled only when every caller has gone.
    */
   pull(input: string, auth: AuthConfig | undefined, ctx: CallContext): Promise<ImageEntry> {
     const ref = parseReference(input);
-    const key = ref.string();
-    const running = this.inFlight.get(key);
-    if (running) return running;
-    const pulling = pullImage(this.conn, this.source, this.settings, ref, auth, ctx, this.logger)
-      .then((entry) => {
-        this.store.put(entry);
-        return this.store.get(entry.id)!;
-      })
-      .finally(() => this.inFlight.delete(key));
-    this.inFlight.set(key, pulling);
-    return pulling;
+    const key = `${ref.string()}\n${auth ? JSON.stringify(auth) : ''}`;
+    let shared = this.inFlight.get(key);
+    if (!shared) {
+      const controller = new AbortController();
+      const promise = pullImage(this.conn, this.source, this.settings, ref, auth, { signal: controller.signal }, this.logger)
+        .then((entry) => {
+          this.store.put(entry);
+          return this.store.get(entry.id)!;
+        })
+        .finally(() => this.forget(key, created));
+      // A pull every caller abandoned still settles; nobody may be left to observe it.
+      promise.catch(() => undefined);
+      const created: SharedPull = { promise, controller, waiters: 0 };
+      shared = created;
+      this.inFlight.set(key, shared);
+    }
+    return this.await(key, shared, ref.string(), ctx.signal);
+  }
+
+  private forget(key: string, shared: SharedPull): void {
+    if (this.inFlight.get(key) === shared) this.inFlight.delete(key);
+  }
+
+  private await(key: string, shared: SharedPull, what: string, signal: AbortSignal | undefined): Promise<ImageEntry> {
+    shared.waiters++;
+    return new Promise<ImageEntry>((resolve, reject) => {
+      const leave = () => {
+        signal?.removeEventListener('abort', onAbort);
+        shared.waiters--;
+      };
+      const onAbort = () => {
+        leave();
+        if (shared.waiters === 0) {
+          // A caller arriving now starts afresh rather than joining a pull being cancelled.
+          this.forget(key, shared);
+          shared.controller.abort(signal!.reason);
+        }
+        const reason = signal!.reason as { message?: unknown } | undefined;
+        const why = typeof reason?.message === 'string' ? reason.message : 'cancelled';
+        reject(/deadline/i.test(why) ? new DeadlineExceededError(`pull of ${what}: ${why}`) : new CancelledError(`pull of ${what}: ${why}`));
+      };
+      if (signal?.aborted) {
+        onAbort();
+        return;
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      shared.promise.then(
+        (entry) => {
+          leave();
+          resolve(entry);
+        },
+        (err: unknown) => {
+          leave();
+          reject(err);
+        },
+      );
+    });
   }
 
   /** Removes every record of the image. Unknown images are not an error (the spec says so). */

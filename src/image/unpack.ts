@@ -49,7 +49,8 @@ export async function unpackLayers(
     const key = `extract-${randomBytes(6).toString('hex')}-${chainId}`;
     const { mounts } = await conn.snapshots.prepare({ snapshotter, key, parent, labels: {} }, ctx);
     try {
-      const { applied } = await conn.diff.apply({ diff: layers[i]!.blob, mounts, payloads: {} }, ctx);
+      // Unpacking a multi-GB layer can outlast the default call deadline; the caller's signal still cancels it.
+      const { applied } = await conn.diff.apply({ diff: layers[i]!.blob, mounts, payloads: {} }, { ...ctx, deadline: ctx.deadline ?? Infinity });
       if (applied?.digest !== layers[i]!.diffId) {
         throw new InternalError(
           `layer ${layers[i]!.blob.digest} unpacked to ${applied?.digest ?? 'nothing'}, but the image config says ${layers[i]!.diffId}`,

@@ -321,6 +321,8 @@ export interface CriLogStats {
   backpressurePauses: number;
   writeErrors: number;
   droppedBytes: number;
+  /** Formatted bytes waiting for the file right now: what back-pressure bounds. */
+  queuedBytes: number;
 }
 
 /**
@@ -395,6 +397,7 @@ export class CriLogWriter extends EventEmitter {
       backpressurePauses: this.pauses,
       writeErrors: this.file.writeErrors,
       droppedBytes: this.file.droppedBytes,
+      queuedBytes: this.file.queuedBytes,
     };
   }
 

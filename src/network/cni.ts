@@ -92,7 +92,13 @@ function findPlugin(type: string, binDirs: string[]): string {
   throw new InternalError(`CNI plugin "${type}" not found in ${binDirs.join(', ')}`);
 }
 
-/** Runs one plugin binary the way the CNI spec says: env for the call, config on stdin, result on stdout. */
+/**
+ * Runs one plugin binary the way the CNI spec says: env for the call, config
+ * on stdin, result on stdout. The plugin gets a process group of its own so
+ * that a timeout or cancellation kills everything it started: a plugin's
+ * child holding stdout open would otherwise keep the call waiting (Node's
+ * 'close' waits for the pipes) long after the plugin itself was killed.
+ */
 function execPlugin(
   binary: string,
   command: 'ADD' | 'DEL' | 'CHECK',
@@ -113,28 +119,42 @@ function execPlugin(
         CNI_ARGS: cniArgs(pod),
       },
       stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
     });
     let stdout = '';
     let stderr = '';
-    let why: Error | undefined;
+    let settled = false;
+    const finish = (err: Error | undefined, out?: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve(out ?? '');
+    };
     const stop = (err: Error) => {
-      why ??= err;
-      child.kill('SIGKILL');
+      if (settled) return;
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+      child.stdout.destroy();
+      child.stderr.destroy();
+      finish(err);
     };
     const timer = setTimeout(
       () => stop(new DeadlineExceededError(`CNI plugin ${path.basename(binary)} ${command} did not finish in ${settings.timeoutMs} ms`)),
       settings.timeoutMs,
     );
     const onAbort = () => stop(new DeadlineExceededError(`CNI plugin ${path.basename(binary)} ${command} cancelled`));
-    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     child.on('error', (err) => stop(new InternalError(`running CNI plugin ${binary}: ${err.message}`)));
     child.on('close', (code) => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      if (why) return reject(why);
-      if (code === 0) return resolve(stdout);
+      if (code === 0) return finish(undefined, stdout);
       let message = stderr.trim() || `exit code ${code}`;
       try {
         const e = JSON.parse(stdout) as { code?: number; msg?: string; details?: string };
@@ -142,7 +162,7 @@ function execPlugin(
       } catch {
         // not a CNI error document; keep stderr
       }
-      reject(new InternalError(`CNI plugin ${path.basename(binary)} ${command} failed: ${message}`));
+      finish(new InternalError(`CNI plugin ${path.basename(binary)} ${command} failed: ${message}`));
     });
     child.stdin.on('error', () => undefined);
     child.stdin.end(JSON.stringify(stdin));

@@ -1,0 +1,49 @@
+import { EventEmitter } from 'node:events';
+import type { AdapterConfig } from '../config/load';
+import type { ContainerdConnection } from '../containerd/connection';
+import type { ImageService } from '../image/service';
+import type { Logger } from '../log/logger';
+import type { SandboxService } from '../sandbox/service';
+import type { RuntimeEnvironment } from '../spec';
+import type { KeyedMutex } from '../store/keyed-mutex';
+import type { NameRegistrar } from '../store/names';
+import type { ContainerRecord } from './model';
+
+/** The paths a task's stdio is wired to (FIFOs the adapter reads), or '' for none. */
+export interface TaskStdio {
+  stdin: string;
+  stdout: string;
+  stderr: string;
+  terminal: boolean;
+}
+
+/** Container stdio: FIFOs in, CRI log file out. */
+export interface ContainerIo {
+  /** Creates the FIFOs and starts copying output to the log file. */
+  open(record: ContainerRecord): Promise<TaskStdio>;
+  /** The task exists: its writer side is open, so readers can now see EOF when it exits. */
+  started(id: string): Promise<void>;
+  /** The task exited: resolves when its output is fully in the log file, then frees everything. */
+  finish(id: string): Promise<void>;
+  /** ReopenContainerLog. */
+  reopen(id: string): Promise<void>;
+  /** Reattaches to a running task's FIFOs after an adapter restart. */
+  reattach(record: ContainerRecord): Promise<void>;
+}
+
+export type ContainerEventKind = 'created' | 'started' | 'stopped' | 'deleted';
+
+export interface ContainerContext {
+  config: AdapterConfig;
+  conn: ContainerdConnection;
+  images: ImageService;
+  sandboxes: SandboxService;
+  env: RuntimeEnvironment;
+  logger: Logger;
+  containers: Map<string, ContainerRecord>;
+  names: NameRegistrar;
+  locks: KeyedMutex;
+  io: ContainerIo;
+  /** 'event' (kind, record): feeds GetContainerEvents. */
+  events: EventEmitter;
+}

@@ -1,0 +1,168 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { CallContext } from '../containerd/call';
+import { packJson, packRuncOptions, OCI_SPEC_TYPE_URL } from '../containerd/typeurl';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors';
+import { ContainerConfig, NamespaceMode, PodSandboxConfig } from '../gen/runtime/v1/api';
+import { sandboxFilePaths } from '../sandbox/files';
+import { nowNs } from '../sandbox/model';
+import { step, UndoStack } from '../sandbox/undo';
+import { buildContainerSpec, seccompChoice, seccompProfileFile } from '../spec';
+import { EXTENSIONS, KIND_CONTAINER, LABELS, METADATA_TYPE_URLS } from '../store/labels';
+import type { ContainerContext } from './context';
+import { listDevices, lookupDevice, lookupPropagation } from './host-lookups';
+import { readImageFile } from './image-files';
+import { containerName, ContainerRecord, toMetadata } from './model';
+import { writeContainerStatus } from './status-file';
+
+/** The log file's absolute path; a path that escapes the pod's log directory is refused. */
+export function containerLogPath(logDirectory: string, logPath: string): string {
+  if (!logPath) return '';
+  if (!logDirectory) throw new InvalidArgumentError('log_path is set but the pod sandbox has no log_directory');
+  if (path.isAbsolute(logPath)) throw new InvalidArgumentError(`log_path "${logPath}" must be relative to the pod's log directory`);
+  const full = path.resolve(logDirectory, logPath);
+  if (!full.startsWith(path.resolve(logDirectory) + path.sep)) {
+    throw new InvalidArgumentError(`log_path "${logPath}" leaves the pod's log directory ${logDirectory}`);
+  }
+  return full;
+}
+
+async function readSeccompProfile(config: ContainerConfig): Promise<unknown> {
+  const sc = config.linux?.securityContext;
+  const file = seccompProfileFile(seccompChoice(sc?.seccomp, sc?.seccompProfilePath ?? '', 'linux.security_context.seccomp'));
+  if (!file) return undefined;
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8'));
+  } catch (err) {
+    throw new InvalidArgumentError(`linux.security_context.seccomp: cannot read profile ${file}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * CreateContainer: check the pod, reserve the name, resolve the image,
+ * prepare the rootfs snapshot, build the spec from image and CRI config,
+ * and create the container in containerd. Nothing runs yet.
+ */
+export async function createContainer(
+  ctx: ContainerContext,
+  sandboxId: string,
+  config: ContainerConfig | undefined,
+  sandboxConfigFromRequest: PodSandboxConfig | undefined,
+  call: CallContext,
+): Promise<string> {
+  if (!config?.metadata?.name) throw new InvalidArgumentError('CreateContainer: config.metadata.name is required');
+  const imageRef = config.image?.image ?? '';
+  if (!imageRef) throw new InvalidArgumentError('CreateContainer: config.image.image is required');
+  const sandbox = ctx.sandboxes.get(sandboxId);
+  if (!sandbox) throw new NotFoundError(`CreateContainer: pod sandbox ${sandboxId} not found`);
+  if (sandbox.state !== 'ready') throw new FailedPreconditionError(`CreateContainer: pod sandbox ${sandbox.id} is not ready`);
+  const image = ctx.images.store.resolve(imageRef);
+  if (!image) throw new NotFoundError(`CreateContainer: image "${imageRef}" not found; pull it first`);
+
+  const sandboxConfig = sandboxConfigFromRequest?.metadata ? sandboxConfigFromRequest : sandbox.config;
+  const smd = sandbox.config.metadata!;
+  const id = randomBytes(32).toString('hex');
+  const name = containerName(config, smd);
+  const logPath = containerLogPath(sandbox.config.logDirectory, config.logPath);
+  const log = { containerId: id, podSandboxId: sandbox.id, container: config.metadata.name };
+  const undo = new UndoStack(ctx.logger, log);
+  ctx.names.reserve(name, id);
+  undo.push('release name', async () => ctx.names.release(name, id));
+
+  try {
+    const snapshotter = ctx.config.snapshotter;
+    const { mounts } = await step('prepare rootfs snapshot', () =>
+      ctx.conn.snapshots.prepare({ snapshotter, key: id, parent: image.chainId ?? '', labels: {} }, call),
+    );
+    undo.push('remove snapshot', () => ctx.conn.snapshots.remove({ snapshotter, key: id }));
+
+    const [passwd, group, seccompProfile] = await Promise.all([
+      readImageFile(mounts, '/etc/passwd'),
+      readImageFile(mounts, '/etc/group'),
+      readSeccompProfile(config),
+    ]);
+    const ns = config.linux?.securityContext?.namespaceOptions;
+    const targetPid = ns?.pid === NamespaceMode.TARGET ? ctx.containers.get(ns.targetId)?.pid : undefined;
+    if (ns?.pid === NamespaceMode.TARGET && !targetPid) {
+      throw new NotFoundError(`CreateContainer: target container ${ns.targetId} for the PID namespace is not running`);
+    }
+    const hostIpc = sandbox.config.linux?.securityContext?.namespaceOptions?.ipc === NamespaceMode.NODE;
+    const privileged = config.linux?.securityContext?.privileged ?? false;
+    const { spec, user } = buildContainerSpec({
+      containerId: id,
+      sandboxId: sandbox.id,
+      config,
+      sandboxConfig,
+      imageName: imageRef,
+      imageConfig: image.config.config ?? {},
+      imageEtc: { passwd, group },
+      sandboxPid: sandbox.pid,
+      netnsPath: sandbox.netnsPath,
+      targetPid,
+      sandboxFiles: sandboxFilePaths(ctx.config.state, sandbox.id, hostIpc),
+      lookupDevice,
+      lookupPropagation,
+      hostDevices: privileged ? listDevices() : undefined,
+      seccompProfile,
+      env: ctx.env,
+    });
+
+    const runtime = ctx.config.runtimes[sandbox.runtimeHandler] ?? ctx.config.runtimes[ctx.config.defaultRuntime]!;
+    const record: ContainerRecord = {
+      id,
+      sandboxId: sandbox.id,
+      name,
+      config,
+      createdAt: nowNs(),
+      startedAt: 0n,
+      finishedAt: 0n,
+      imageRef,
+      imageId: image.id,
+      imageDigestRef: image.repoDigests[0] ?? image.id,
+      logPath,
+      user,
+      stopSignal: image.config.config?.StopSignal ?? '',
+      runtimeType: runtime.type,
+      spec,
+      state: 'created',
+      exitCode: 0,
+      reason: '',
+      message: '',
+      pid: 0,
+      oomKilled: false,
+    };
+    await step('create container', () =>
+      ctx.conn.containers.create(
+        {
+          container: {
+            id,
+            labels: {
+              [LABELS.kind]: KIND_CONTAINER,
+              [LABELS.sandboxId]: sandbox.id,
+              [LABELS.name]: name,
+            },
+            image: image.recordNames[0] ?? imageRef,
+            runtime: { name: runtime.type, options: packRuncOptions(runtime) },
+            spec: packJson(OCI_SPEC_TYPE_URL, spec),
+            snapshotter,
+            snapshotKey: id,
+            createdAt: undefined,
+            updatedAt: undefined,
+            extensions: { [EXTENSIONS.containerMetadata]: packJson(METADATA_TYPE_URLS.container, toMetadata(record)) },
+          },
+        },
+        call,
+      ),
+    );
+    undo.push('delete container', () => ctx.conn.containers.delete({ id }));
+    await step('write status', () => writeContainerStatus(ctx.config.root, record));
+    ctx.containers.set(id, record);
+    ctx.events.emit('event', 'created', record);
+    ctx.logger.info('container created', log);
+    return id;
+  } catch (err) {
+    await undo.unwind();
+    throw err;
+  }
+}

@@ -1,0 +1,78 @@
+import { readdirSync, readFileSync, statSync, Stats } from 'node:fs';
+import path from 'node:path';
+import { InvalidArgumentError } from '../errors';
+import type { HostDevice, HostPropagation } from '../spec';
+
+// Linux dev_t encoding (glibc's gnu_dev_major/minor).
+const major = (rdev: number) => ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
+const minor = (rdev: number) => (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
+
+function toHostDevice(p: string, st: Stats): HostDevice | undefined {
+  if (!st.isCharacterDevice() && !st.isBlockDevice()) return undefined;
+  return {
+    path: p,
+    type: st.isCharacterDevice() ? 'c' : 'b',
+    major: major(st.rdev),
+    minor: minor(st.rdev),
+    fileMode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+  };
+}
+
+/** A CRI device's host path: one device node, or every node under a directory. */
+export function lookupDevice(hostPath: string): HostDevice | HostDevice[] {
+  let st: Stats;
+  try {
+    st = statSync(hostPath);
+  } catch {
+    throw new InvalidArgumentError(`devices: host path ${hostPath} does not exist`);
+  }
+  if (st.isDirectory()) return listDevices(hostPath);
+  const dev = toHostDevice(hostPath, st);
+  if (!dev) throw new InvalidArgumentError(`devices: ${hostPath} is not a device node`);
+  return dev;
+}
+
+/** Every device node under a directory (privileged containers get all of /dev). */
+export function listDevices(dir = '/dev'): HostDevice[] {
+  const out: HostDevice[] = [];
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = path.join(d, name);
+      // /dev/pts belongs to each container's own devpts; /dev/shm and mqueue are mounts, not devices.
+      if (p === '/dev/pts' || p === '/dev/shm' || p === '/dev/mqueue') continue;
+      let st: Stats;
+      try {
+        st = statSync(p);
+      } catch {
+        continue;
+      }
+      if (st.isDirectory()) walk(p);
+      else {
+        const dev = toHostDevice(p, st);
+        if (dev) out.push(dev);
+      }
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** The propagation of the host mount holding `hostPath`, from mountinfo's optional fields. */
+export function lookupPropagation(hostPath: string): HostPropagation | undefined {
+  let best: { mountpoint: string; fields: string[] } | undefined;
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const parts = line.split(' ');
+    const mp = parts[4];
+    if (!mp) continue;
+    const prefix = mp.endsWith('/') ? mp : `${mp}/`;
+    if ((hostPath === mp || hostPath.startsWith(prefix)) && (!best || mp.length >= best.mountpoint.length)) {
+      const sep = parts.indexOf('-');
+      best = { mountpoint: mp, fields: parts.slice(6, sep) };
+    }
+  }
+  if (!best) return undefined;
+  if (best.fields.some((f) => f.startsWith('shared:'))) return 'shared';
+  return best.fields.some((f) => f.startsWith('master:')) ? 'slave' : 'private';
+}

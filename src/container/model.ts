@@ -1,0 +1,139 @@
+import { ContainerConfig } from '../gen/runtime/v1/api';
+import type { OciSpec, ResolvedUser } from '../spec';
+
+export type ContainerState = 'created' | 'running' | 'exited' | 'unknown';
+
+/** What changes over a container's life; kept in a status file under the adapter's root dir. */
+export interface ContainerStatusFields {
+  state: ContainerState;
+  /** Nanoseconds since the epoch; 0 when not yet. */
+  startedAt: string;
+  finishedAt: string;
+  exitCode: number;
+  reason: string;
+  message: string;
+  pid: number;
+}
+
+/** One container as the adapter knows it. */
+export interface ContainerRecord extends Omit<ContainerStatusFields, 'startedAt' | 'finishedAt'> {
+  id: string;
+  sandboxId: string;
+  /** name_sandboxname_namespace_uid_attempt */
+  name: string;
+  config: ContainerConfig;
+  createdAt: bigint;
+  startedAt: bigint;
+  finishedAt: bigint;
+  /** The image as the kubelet asked for it. */
+  imageRef: string;
+  imageId: string;
+  /** Repo digest when known: the kubelet shows it as imageID. */
+  imageDigestRef: string;
+  /** Absolute path of the CRI log file, '' when the pod has no log directory. */
+  logPath: string;
+  user: ResolvedUser;
+  stopSignal: string;
+  runtimeType: string;
+  spec?: OciSpec;
+  /** An OOM event arrived for this container's cgroup before it exited. */
+  oomKilled: boolean;
+}
+
+/** The immutable part, written once as the containerd container's extension. */
+export interface ContainerMetadata {
+  version: 1;
+  id: string;
+  sandboxId: string;
+  name: string;
+  config: unknown;
+  createdAt: string;
+  imageRef: string;
+  imageId: string;
+  imageDigestRef: string;
+  logPath: string;
+  user: ResolvedUser;
+  stopSignal: string;
+  runtimeType: string;
+}
+
+export function toMetadata(r: ContainerRecord): ContainerMetadata {
+  return {
+    version: 1,
+    id: r.id,
+    sandboxId: r.sandboxId,
+    name: r.name,
+    config: ContainerConfig.toJSON(r.config),
+    createdAt: r.createdAt.toString(),
+    imageRef: r.imageRef,
+    imageId: r.imageId,
+    imageDigestRef: r.imageDigestRef,
+    logPath: r.logPath,
+    user: r.user,
+    stopSignal: r.stopSignal,
+    runtimeType: r.runtimeType,
+  };
+}
+
+export function toStatusFields(r: ContainerRecord): ContainerStatusFields {
+  return {
+    state: r.state,
+    startedAt: r.startedAt.toString(),
+    finishedAt: r.finishedAt.toString(),
+    exitCode: r.exitCode,
+    reason: r.reason,
+    message: r.message,
+    pid: r.pid,
+  };
+}
+
+export function fromStored(m: ContainerMetadata, s: ContainerStatusFields | undefined): ContainerRecord {
+  return {
+    id: m.id,
+    sandboxId: m.sandboxId,
+    name: m.name,
+    config: ContainerConfig.fromJSON(m.config),
+    createdAt: BigInt(m.createdAt),
+    imageRef: m.imageRef,
+    imageId: m.imageId,
+    imageDigestRef: m.imageDigestRef,
+    logPath: m.logPath,
+    user: m.user,
+    stopSignal: m.stopSignal,
+    runtimeType: m.runtimeType,
+    state: s?.state ?? 'created',
+    startedAt: BigInt(s?.startedAt ?? '0'),
+    finishedAt: BigInt(s?.finishedAt ?? '0'),
+    exitCode: s?.exitCode ?? 0,
+    reason: s?.reason ?? '',
+    message: s?.message ?? '',
+    pid: s?.pid ?? 0,
+    oomKilled: false,
+  };
+}
+
+/** The reason the kubelet shows for an exit, as containerd's CRI plugin words it. */
+export function exitReason(exitCode: number, oomKilled: boolean): string {
+  if (oomKilled) return 'OOMKilled';
+  return exitCode === 0 ? 'Completed' : 'Error';
+}
+
+const SIGNALS: Record<string, number> = {
+  SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8, SIGKILL: 9, SIGUSR1: 10,
+  SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15, SIGSTKFLT: 16, SIGCHLD: 17, SIGCONT: 18, SIGSTOP: 19,
+  SIGTSTP: 20, SIGTTIN: 21, SIGTTOU: 22, SIGURG: 23, SIGXCPU: 24, SIGXFSZ: 25, SIGVTALRM: 26, SIGPROF: 27, SIGWINCH: 28,
+  SIGIO: 29, SIGPWR: 30, SIGSYS: 31,
+};
+
+/** An image's StopSignal ("SIGTERM", "TERM", "15") as a number; SIGTERM when unset or unknown. */
+export function signalNumber(name: string): number {
+  if (!name) return 15;
+  if (/^\d+$/.test(name)) return Number(name);
+  const upper = name.toUpperCase();
+  return SIGNALS[upper] ?? SIGNALS[`SIG${upper}`] ?? 15;
+}
+
+export function containerName(config: ContainerConfig, sandbox: { name: string; namespace: string; uid: string }): string {
+  const md = config.metadata!;
+  return [md.name, sandbox.name, sandbox.namespace, sandbox.uid, String(md.attempt)].join('_');
+}

@@ -1,0 +1,84 @@
+import {
+  Container,
+  ContainerFilter,
+  ContainerState,
+  ContainerStatus,
+  Signal,
+} from '../gen/runtime/v1/api';
+import type { ContainerRecord } from '../container/model';
+import { labelsMatch } from '../sandbox/model';
+
+const STATES: Record<ContainerRecord['state'], ContainerState> = {
+  created: ContainerState.CONTAINER_CREATED,
+  running: ContainerState.CONTAINER_RUNNING,
+  exited: ContainerState.CONTAINER_EXITED,
+  unknown: ContainerState.CONTAINER_UNKNOWN,
+};
+
+export function criContainerState(r: ContainerRecord): ContainerState {
+  return STATES[r.state];
+}
+
+function imageSpec(r: ContainerRecord) {
+  return { image: r.imageRef, annotations: r.config.image?.annotations ?? {}, userSpecifiedImage: r.imageRef, runtimeHandler: '', imageRef: r.imageId };
+}
+
+export function toCriContainer(r: ContainerRecord): Container {
+  return {
+    id: r.id,
+    podSandboxId: r.sandboxId,
+    metadata: r.config.metadata,
+    image: imageSpec(r),
+    imageRef: r.imageDigestRef,
+    state: criContainerState(r),
+    createdAt: r.createdAt,
+    labels: r.config.labels,
+    annotations: r.config.annotations,
+    imageId: r.imageId,
+  };
+}
+
+function stopSignal(name: string): Signal {
+  if (!name) return Signal.SIGNAL_RUNTIME_DEFAULT;
+  const upper = name.toUpperCase();
+  const key = `SIGNAL_${upper.startsWith('SIG') ? upper : `SIG${upper}`}` as keyof typeof Signal;
+  return Signal[key] ?? Signal.SIGNAL_RUNTIME_DEFAULT;
+}
+
+export function toCriContainerStatus(r: ContainerRecord): ContainerStatus {
+  return {
+    id: r.id,
+    metadata: r.config.metadata,
+    state: criContainerState(r),
+    createdAt: r.createdAt,
+    startedAt: r.startedAt,
+    finishedAt: r.finishedAt,
+    exitCode: r.exitCode,
+    image: imageSpec(r),
+    imageRef: r.imageDigestRef,
+    reason: r.reason,
+    message: r.message,
+    labels: r.config.labels,
+    annotations: r.config.annotations,
+    mounts: r.config.mounts,
+    logPath: r.logPath,
+    resources: r.config.linux?.resources ? { linux: r.config.linux.resources, windows: undefined } : undefined,
+    imageId: r.imageId,
+    user: {
+      linux: {
+        uid: BigInt(r.user.uid),
+        gid: BigInt(r.user.gid),
+        supplementalGroups: r.user.additionalGids.map((g) => BigInt(g)),
+      },
+    },
+    stopSignal: stopSignal(r.stopSignal),
+  };
+}
+
+export function containerMatches(r: ContainerRecord, filter: ContainerFilter | undefined): boolean {
+  if (!filter) return true;
+  if (filter.id && !r.id.startsWith(filter.id)) return false;
+  if (filter.podSandboxId && !r.sandboxId.startsWith(filter.podSandboxId)) return false;
+  if (filter.state && criContainerState(r) !== filter.state.state) return false;
+  return labelsMatch(r.config.labels, filter.labelSelector);
+}
