@@ -22,6 +22,7 @@ export interface AdapterConfig {
   sandboxImage: string;
   cni: { confDir: string; binDirs: string[]; pluginTimeoutSeconds: number };
   logging: { maxLineBytes: number; drainTimeoutSeconds: number };
+  execSync: { maxOutputBytes: number };
   registry: { configPath: string; maxConcurrentDownloads: number; pullProgressTimeoutSeconds: number };
 }
 

@@ -179,6 +179,13 @@ export const schema = {
       default: 2,
     },
   },
+  execSync: {
+    maxOutputBytes: {
+      doc: 'ExecSync keeps at most this many bytes of each of stdout and stderr (probe output is short; the rest is dropped).',
+      format: 'nat',
+      default: 1048576,
+    },
+  },
   registry: {
     configPath: {
       doc: 'Directory of <host>/hosts.toml registry host configurations (containerd layout).',

@@ -5,6 +5,7 @@ import { HandlerTable, implement } from './dispatch';
 import type { CriServer } from './server';
 import { createContainerHandler } from './container-create';
 import { getContainerEventsHandler } from './container-events';
+import { execSyncHandler } from './container-exec-sync';
 import { listContainersHandler, streamContainersHandler } from './container-list';
 import { removeContainerHandler } from './container-remove';
 import { reopenContainerLogHandler } from './container-reopen-log';
@@ -55,6 +56,7 @@ export function runtimeHandlers(deps: CriDeps): HandlerTable<RuntimeServiceServe
     updateContainerResources: updateContainerResourcesHandler(deps),
     reopenContainerLog: reopenContainerLogHandler(deps),
     getContainerEvents: getContainerEventsHandler(deps),
+    execSync: execSyncHandler(deps),
   };
 }
 

@@ -92,8 +92,13 @@ export async function pullImage(
       try {
         // Content an earlier image left behind (one just removed, say) is referenced by nothing
         // until this pull's records are written; the lease keeps GC from taking it meanwhile.
-        await conn.leases.addResource({ id: lctx.lease!, resource: { id: desc.digest, type: 'content' } }, lctx);
-        if (await blobExists(conn, desc.digest, lctx)) {
+        // (Asking again after leasing: GC may have taken it between the two calls.)
+        let exists = await blobExists(conn, desc.digest, lctx);
+        if (exists) {
+          await conn.leases.addResource({ id: lctx.lease!, resource: { id: desc.digest, type: 'content' } }, lctx);
+          exists = await blobExists(conn, desc.digest, lctx);
+        }
+        if (exists) {
           if (Object.keys(labels).length) await setBlobLabels(conn, desc.digest, labels, lctx);
           return;
         }

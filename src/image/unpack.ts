@@ -39,12 +39,14 @@ export async function unpackLayers(
   for (let i = 0; i < layers.length; i++) {
     const chainId = chain[i]!;
     const parent = i === 0 ? '' : chain[i - 1]!;
-    // A snapshot left by an image that was just removed is referenced by nothing until this
-    // image's config label points at it; the lease keeps GC from taking it meanwhile.
-    if (ctx.lease) {
+    if (await snapshotExists(conn, snapshotter, chainId, ctx)) {
+      if (!ctx.lease) continue;
+      // A snapshot left by an image that was just removed is referenced by nothing until this
+      // image's config label points at it; the lease keeps GC from taking it meanwhile
+      // (asking again after leasing: GC may have taken it between the two calls).
       await conn.leases.addResource({ id: ctx.lease, resource: { id: chainId, type: `snapshots/${snapshotter}` } }, ctx);
+      if (await snapshotExists(conn, snapshotter, chainId, ctx)) continue;
     }
-    if (await snapshotExists(conn, snapshotter, chainId, ctx)) continue;
 
     const key = `extract-${randomBytes(6).toString('hex')}-${chainId}`;
     const { mounts } = await conn.snapshots.prepare({ snapshotter, key, parent, labels: {} }, ctx);

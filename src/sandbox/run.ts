@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { CallContext } from '../containerd/call';
-import { deleteTask, stopTask } from '../containerd/tasks';
+import { withLease } from '../containerd/leases';
+import { deleteTask, ignoreNotFound, stopTask } from '../containerd/tasks';
 import { packJson, packRuncOptions, OCI_SPEC_TYPE_URL } from '../containerd/typeurl';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors';
 import { NamespaceMode, PodSandboxConfig, Protocol } from '../gen/runtime/v1/api';
@@ -171,36 +172,41 @@ export async function runPodSandbox(
         );
         record.spec = spec;
         const snapshotter = ctx.config.snapshotter;
-        const { mounts } = await step('prepare rootfs snapshot', () =>
-          ctx.conn.snapshots.prepare({ snapshotter, key: id, parent: image.chainId ?? '', labels: {} }, call),
-        );
-        undo.push('remove snapshot', () => ctx.conn.snapshots.remove({ snapshotter, key: id }));
-        await step('create infra container', () =>
-          ctx.conn.containers.create(
-            {
-              container: {
-                id,
-                labels: {
-                  [LABELS.kind]: KIND_SANDBOX,
-                  [LABELS.name]: name,
-                  [LABELS.podName]: config.metadata!.name,
-                  [LABELS.podNamespace]: config.metadata!.namespace,
-                  [LABELS.podUid]: config.metadata!.uid,
+        // Until the container references it, the new active snapshot is garbage to containerd's GC,
+        // which runs concurrently: hold it with a lease from Prepare until the container exists.
+        const mounts = await withLease(ctx.conn, { expireAfterSeconds: 600 }, call, async (leased) => {
+          const prepared = await step('prepare rootfs snapshot', () =>
+            ctx.conn.snapshots.prepare({ snapshotter, key: id, parent: image.chainId ?? '', labels: {} }, leased),
+          );
+          undo.push('remove snapshot', () => ignoreNotFound(ctx.conn.snapshots.remove({ snapshotter, key: id })));
+          await step('create infra container', () =>
+            ctx.conn.containers.create(
+              {
+                container: {
+                  id,
+                  labels: {
+                    [LABELS.kind]: KIND_SANDBOX,
+                    [LABELS.name]: name,
+                    [LABELS.podName]: config.metadata!.name,
+                    [LABELS.podNamespace]: config.metadata!.namespace,
+                    [LABELS.podUid]: config.metadata!.uid,
+                  },
+                  image: ctx.config.sandboxImage,
+                  runtime: { name: runtime.type, options: packRuncOptions(runtime) },
+                  spec: packJson(OCI_SPEC_TYPE_URL, spec),
+                  snapshotter,
+                  snapshotKey: id,
+                  createdAt: undefined,
+                  updatedAt: undefined,
+                  extensions: { [EXTENSIONS.sandboxMetadata]: packJson(METADATA_TYPE_URLS.sandbox, toMetadata(record)) },
                 },
-                image: ctx.config.sandboxImage,
-                runtime: { name: runtime.type, options: packRuncOptions(runtime) },
-                spec: packJson(OCI_SPEC_TYPE_URL, spec),
-                snapshotter,
-                snapshotKey: id,
-                createdAt: undefined,
-                updatedAt: undefined,
-                extensions: { [EXTENSIONS.sandboxMetadata]: packJson(METADATA_TYPE_URLS.sandbox, toMetadata(record)) },
               },
-            },
-            call,
-          ),
-        );
-        undo.push('delete infra container', () => ctx.conn.containers.delete({ id }));
+              leased,
+            ),
+          );
+          undo.push('delete infra container', () => ignoreNotFound(ctx.conn.containers.delete({ id })));
+          return prepared.mounts;
+        });
         const task = await step('create infra task', () =>
           ctx.conn.tasks.create(
             { containerId: id, rootfs: mounts, stdin: '', stdout: '', stderr: '', terminal: false, checkpoint: undefined, options: undefined, runtimePath: '' },
