@@ -5,7 +5,7 @@
  */
 import { readdirSync, readFileSync, renameSync, existsSync, mkdtempSync } from 'node:fs';
 import path from 'node:path';
-import { ContainerStatusRequest, CreateContainerRequest, PodSandboxConfig, PullImageRequest, RunPodSandboxRequest } from '../../src/gen/runtime/v1/api';
+import { ContainerConfig, ContainerStatusRequest, DeepPartial, CreateContainerRequest, PodSandboxConfig, PullImageRequest, RunPodSandboxRequest } from '../../src/gen/runtime/v1/api';
 import { loadHarnessEnv } from '../harness/env';
 import type { AdapterProcess } from '../support/adapter-process';
 import { CriCallError } from '../support/cri-client';
@@ -60,7 +60,7 @@ let podId: string;
 let podConfig: PodSandboxConfig;
 let counter = 0;
 
-async function runContainer(command: string[], extra: Partial<Parameters<typeof CreateContainerRequest.fromPartial>[0]['config']> = {}) {
+async function runContainer(command: string[], extra: DeepPartial<ContainerConfig> = {}) {
   const name = `c${++counter}`;
   const { containerId } = await adapter.client.runtime.createContainer(
     CreateContainerRequest.fromPartial({
@@ -166,7 +166,7 @@ describe('ExecSync', () => {
   });
 
   it('runs as the container user with its environment', async () => {
-    const { containerId } = await runContainer(['sleep', '3600'], { envs: [{ key: 'GREETING', value: Buffer.from('hi') as Buffer }], linux: { securityContext: { runAsUser: { value: 1000n } } } as never });
+    const { containerId } = await runContainer(['sleep', '3600'], { envs: [{ key: 'GREETING', value: Buffer.from('hi') }], linux: { securityContext: { runAsUser: { value: 1000n } } } });
     const r = await adapter.client.runtime.execSync({ containerId, cmd: ['sh', '-c', 'echo $GREETING $(id -u)'], timeout: 0n });
     expect(r.stdout.toString()).toBe('hi 1000\n');
     await adapter.client.runtime.stopContainer({ containerId, timeout: 0n });
