@@ -306,7 +306,7 @@ interface SourceState {
   pendingSinceMs: number;
   timer: NodeJS.Timeout | null;
   ended: boolean;
-  onData: (chunk: Buffer) => void;
+  onData: (chunk: Buffer | string) => void;
   onEnd: () => void;
   onError: (err: Error) => void;
 }
@@ -381,10 +381,16 @@ export class CriLogWriter extends EventEmitter {
     return new CriLogWriter(opts, file);
   }
 
+  /** Bytes of CRI records the kernel accepted into the file (this one and any rotated before). */
   get bytesWritten(): number {
     return this.file.bytesWritten;
   }
 
+  /**
+   * CRI records (F and P) formatted and queued for the file; the same as
+   * what the file holds once `ended` or close() has resolved, barring write
+   * errors (see stats.writeErrors).
+   */
   get linesWritten(): number {
     return this.records;
   }
@@ -455,7 +461,10 @@ export class CriLogWriter extends EventEmitter {
       pendingSinceMs: 0,
       timer: null,
       ended: false,
-      onData: (chunk) => this.onData(state, chunk),
+      // Sources should carry Buffers; one with setEncoding() has already lost
+      // invalid bytes, so its strings are written back as UTF-8 as-is.
+      onData: (chunk: Buffer | string) =>
+        this.onData(state, typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk),
       onEnd: () => this.onSourceEnd(state),
       onError: (err) => {
         this.logger.warn('container output stream failed; treating it as ended', {
@@ -471,6 +480,8 @@ export class CriLogWriter extends EventEmitter {
     // A destroyed stream closes without 'end'; its output is as complete as it will get.
     src.readable.on('close', state.onEnd);
     src.readable.on('error', state.onError);
+    // 'end' and 'close' fire once; a source that is already done would never report.
+    if (src.readable.readableEnded || src.readable.destroyed) queueMicrotask(state.onEnd);
     return state;
   }
 
