@@ -63,7 +63,11 @@ function contextFor(
 ): { ctx: CriContext; done: () => void } {
   const controller = new AbortController();
   const deadline = deadlineOf(call);
-  const abort = (reason: string) => controller.abort(new Error(reason));
+  let finished = false;
+  const abort = (reason: string) => {
+    if (!finished) controller.abort(new Error(reason));
+  };
+  // grpc-js also emits 'cancelled' after a call completes normally; only a cancel before the answer counts.
   call.on('cancelled', () => abort('cancelled by the client'));
   const onDrain = () => abort('the daemon is shutting down');
   drain.addEventListener('abort', onDrain, { once: true });
@@ -75,6 +79,7 @@ function contextFor(
   return {
     ctx: { signal: controller.signal, deadline, logger },
     done: () => {
+      finished = true;
       if (timer) clearTimeout(timer);
       drain.removeEventListener('abort', onDrain);
     },

@@ -3,7 +3,9 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import path from 'node:path';
 import { criClient, CriClient } from './cri-client';
 
-const MAIN = path.resolve(__dirname, '..', '..', 'dist', 'src', 'main.js');
+// This file runs from test/support (jest) or dist/test/support (bench, quick start).
+const REPO_ROOT = path.resolve(__dirname, '..', '..', ...(path.basename(path.resolve(__dirname, '..', '..')) === 'dist' ? ['..'] : []));
+const MAIN = path.join(REPO_ROOT, 'dist', 'src', 'main.js');
 
 export interface AdapterProcess {
   socket: string;
@@ -47,7 +49,8 @@ export async function startAdapter(opts: AdapterOptions): Promise<AdapterProcess
     '--containerd-address', opts.containerdAddress,
     '--containerd-namespace', opts.namespace ?? 'cri-adapter-test',
     '--cni-conf-dir', cniConfDir,
-    '--log-level', 'debug',
+    // Repeating a flag makes the daemon see a list ("debug,warn") and refuse to start.
+    ...(opts.extraArgs?.includes('--log-level') ? [] : ['--log-level', 'debug']),
     ...(opts.extraArgs ?? []),
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
