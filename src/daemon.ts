@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { promises as fs } from 'node:fs';
 import type { AdapterConfig } from './config/load';
 import { ContainerdConnection } from './containerd/connection';
@@ -48,6 +49,8 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
+    // Every in-flight CRI call listens on the drain signal; hundreds at once are normal.
+    setMaxListeners(0, this.drain.signal);
     const { config, logger } = this;
     await fs.mkdir(config.root, { recursive: true, mode: 0o700 });
     await fs.mkdir(config.state, { recursive: true, mode: 0o711 });

@@ -7,7 +7,7 @@ import { FailedPreconditionError, InvalidArgumentError } from '../errors';
 import { NamespaceMode, PodSandboxConfig, Protocol } from '../gen/runtime/v1/api';
 import type { ImageEntry } from '../image/store';
 import { CniCapabilities, CniPodContext, cniAdd, cniDel, CniResult, podIps } from '../network/cni';
-import { createNetns, netnsNameFor, removeNetns } from '../network/netns';
+import { createNetns, netnsNameFor, netnsPath as netnsPathOf, removeNetns } from '../network/netns';
 import { buildSandboxSpec } from '../spec';
 import { EXTENSIONS, KIND_SANDBOX, LABELS, METADATA_TYPE_URLS } from '../store/labels';
 import type { SandboxContext } from './context';
@@ -106,18 +106,23 @@ export async function runPodSandbox(
     return await ctx.locks.run(id, async () => {
       const image = await step('ensure sandbox image', () => sandboxImage(ctx, call));
       const files = sandboxFilePaths(ctx.config.state, id, hostIpc);
+      // The pod's files, its network namespace and the infra container's rootfs and record do not
+      // depend on each other: they are made at once. CNI ADD waits for the namespace only, and
+      // creating the infra task for everything (runc joins the namespace and mounts the files).
       undo.push('remove pod files', () => removeSandboxFiles(files));
-      await step('write pod files', () =>
+      const filesReady = step('write pod files', () =>
         createSandboxFiles(files, { hostname: config.hostname, hostNetwork, dnsConfig: config.dnsConfig }),
       );
 
       let netnsName: string | undefined;
       let netnsPath: string | undefined;
+      let netnsReady: Promise<unknown> = Promise.resolve();
       if (!hostNetwork) {
         netnsName = netnsNameFor(id);
+        netnsPath = netnsPathOf(netnsName);
         const created = netnsName;
         undo.push('remove network namespace', () => removeNetns(created));
-        netnsPath = await step('create network namespace', () => createNetns(created, call.signal));
+        netnsReady = step('create network namespace', () => createNetns(created, call.signal));
       }
 
       const pod: CniPodContext | undefined = netnsPath
@@ -152,6 +157,7 @@ export async function runPodSandbox(
       // The network and the infra container do not depend on each other: do both at once.
       const wireNetwork = async (): Promise<CniResult | undefined> => {
         if (!pod || !network) return undefined;
+        await netnsReady;
         undo.push('CNI DEL', async () => {
           const errors = await cniDel(network, pod, undefined, cniSettings);
           if (errors.length) throw errors[0];
@@ -207,6 +213,8 @@ export async function runPodSandbox(
           undo.push('delete infra container', () => ignoreNotFound(ctx.conn.containers.delete({ id })));
           return prepared.mounts;
         });
+        await filesReady;
+        await netnsReady;
         const task = await step('create infra task', () =>
           ctx.conn.tasks.create(
             { containerId: id, rootfs: mounts, stdin: '', stdout: '', stderr: '', terminal: false, checkpoint: undefined, options: undefined, runtimePath: '' },
@@ -220,9 +228,10 @@ export async function runPodSandbox(
         return task.pid;
       };
 
-      const [net, infra] = await Promise.allSettled([wireNetwork(), createInfra()]);
-      if (net.status === 'rejected') throw net.reason;
-      if (infra.status === 'rejected') throw infra.reason;
+      // Everything settles before an undo runs; the first failure in this order is the cause.
+      const [filesDone, netnsDone, net, infra] = await Promise.allSettled([filesReady, netnsReady, wireNetwork(), createInfra()]);
+      for (const r of [filesDone, netnsDone, net, infra]) if (r.status === 'rejected') throw r.reason;
+      if (net.status !== 'fulfilled' || infra.status !== 'fulfilled') throw new Error('unreachable');
 
       await step('start infra task', () => ctx.conn.tasks.start({ containerId: id, execId: '' }, call));
       record.pid = infra.value;
@@ -236,6 +245,8 @@ export async function runPodSandbox(
     });
   } catch (err) {
     await undo.unwind();
+    // The caller only gets the error; the ID ties it to the CNI plugins' and containerd's logs.
+    ctx.logger.warn('pod sandbox not created; its steps were undone', { ...log, error: (err as Error).message });
     throw err;
   }
 }

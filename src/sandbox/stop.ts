@@ -44,13 +44,20 @@ export async function stopPodSandbox(ctx: SandboxContext, id: string, call: Call
   if (!record) return;
   await ctx.containersOf.stopAll(id, call.signal);
   await ctx.locks.run(id, async () => {
-    // pause holds nothing worth a grace period.
-    await stopTask(ctx.conn, id, 9, 0, call);
-    await deleteTask(ctx.conn, id, call);
-    record.state = 'notready';
-    record.pid = 0;
     const wasTornDown = record.networkTornDown;
-    await teardownNetwork(ctx, record);
+    // pause holds nothing worth a grace period; its network is torn down meanwhile (they do not
+    // depend on each other; containerd's CRI plugin even tears the network down first).
+    const [task, network] = await Promise.allSettled([
+      (async () => {
+        await stopTask(ctx.conn, id, 9, 0, call);
+        await deleteTask(ctx.conn, id, call);
+        record.state = 'notready';
+        record.pid = 0;
+      })(),
+      teardownNetwork(ctx, record),
+    ]);
+    if (task.status === 'rejected') throw task.reason;
+    if (network.status === 'rejected') throw network.reason;
     const hostIpc = record.config.linux?.securityContext?.namespaceOptions?.ipc === NamespaceMode.NODE;
     await releaseShm(sandboxFilePaths(ctx.config.state, id, hostIpc));
     if (!wasTornDown) await persistSandbox(ctx, record);
