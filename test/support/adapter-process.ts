@@ -1,5 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { criClient, CriClient } from './cri-client';
 
@@ -82,7 +82,17 @@ export async function startAdapter(opts: AdapterOptions): Promise<AdapterProcess
     async stop() {
       client.close();
       child.kill('SIGTERM');
-      return waitExit(child);
+      const code = await waitExit(child);
+      // A directory made here is this run's alone; one the caller passed may be reused for a restart.
+      // (A pod left running keeps a tmpfs mounted inside; then the harness's teardown removes it.)
+      if (!opts.dir) {
+        try {
+          rmSync(dir, { recursive: true, force: true });
+        } catch {
+          // busy mount point: left for the harness teardown
+        }
+      }
+      return code;
     },
     async kill() {
       client.close();
