@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { CallContext } from '../containerd/call';
+import { withLease } from '../containerd/leases';
 import { packJson, packRuncOptions, OCI_SPEC_TYPE_URL } from '../containerd/typeurl';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors';
 import { ContainerConfig, NamespaceMode, PodSandboxConfig } from '../gen/runtime/v1/api';
@@ -71,91 +72,96 @@ export async function createContainer(
   undo.push('release name', async () => ctx.names.release(name, id));
 
   try {
-    const snapshotter = ctx.config.snapshotter;
-    const { mounts } = await step('prepare rootfs snapshot', () =>
-      ctx.conn.snapshots.prepare({ snapshotter, key: id, parent: image.chainId ?? '', labels: {} }, call),
-    );
-    undo.push('remove snapshot', () => ctx.conn.snapshots.remove({ snapshotter, key: id }));
+    // Until the container references it, the new active snapshot is garbage to containerd's GC,
+    // which runs concurrently: hold it with a lease from Prepare until the container exists.
+    const record = await withLease(ctx.conn, { expireAfterSeconds: 600 }, call, async (leased) => {
+      const snapshotter = ctx.config.snapshotter;
+      const { mounts } = await step('prepare rootfs snapshot', () =>
+        ctx.conn.snapshots.prepare({ snapshotter, key: id, parent: image.chainId ?? '', labels: {} }, leased),
+      );
+      undo.push('remove snapshot', () => ctx.conn.snapshots.remove({ snapshotter, key: id }));
 
-    const [passwd, group, seccompProfile] = await Promise.all([
-      readImageFile(mounts, '/etc/passwd'),
-      readImageFile(mounts, '/etc/group'),
-      readSeccompProfile(config),
-    ]);
-    const ns = config.linux?.securityContext?.namespaceOptions;
-    const targetPid = ns?.pid === NamespaceMode.TARGET ? ctx.containers.get(ns.targetId)?.pid : undefined;
-    if (ns?.pid === NamespaceMode.TARGET && !targetPid) {
-      throw new NotFoundError(`CreateContainer: target container ${ns.targetId} for the PID namespace is not running`);
-    }
-    const hostIpc = sandbox.config.linux?.securityContext?.namespaceOptions?.ipc === NamespaceMode.NODE;
-    const privileged = config.linux?.securityContext?.privileged ?? false;
-    const { spec, user } = buildContainerSpec({
-      containerId: id,
-      sandboxId: sandbox.id,
-      config,
-      sandboxConfig,
-      imageName: imageRef,
-      imageConfig: image.config.config ?? {},
-      imageEtc: { passwd, group },
-      sandboxPid: sandbox.pid,
-      netnsPath: sandbox.netnsPath,
-      targetPid,
-      sandboxFiles: sandboxFilePaths(ctx.config.state, sandbox.id, hostIpc),
-      lookupDevice,
-      lookupPropagation,
-      hostDevices: privileged ? listDevices() : undefined,
-      seccompProfile,
-      env: ctx.env,
-    });
+      const [passwd, group, seccompProfile] = await Promise.all([
+        readImageFile(mounts, '/etc/passwd'),
+        readImageFile(mounts, '/etc/group'),
+        readSeccompProfile(config),
+      ]);
+      const ns = config.linux?.securityContext?.namespaceOptions;
+      const targetPid = ns?.pid === NamespaceMode.TARGET ? ctx.containers.get(ns.targetId)?.pid : undefined;
+      if (ns?.pid === NamespaceMode.TARGET && !targetPid) {
+        throw new NotFoundError(`CreateContainer: target container ${ns.targetId} for the PID namespace is not running`);
+      }
+      const hostIpc = sandbox.config.linux?.securityContext?.namespaceOptions?.ipc === NamespaceMode.NODE;
+      const privileged = config.linux?.securityContext?.privileged ?? false;
+      const { spec, user } = buildContainerSpec({
+        containerId: id,
+        sandboxId: sandbox.id,
+        config,
+        sandboxConfig,
+        imageName: imageRef,
+        imageConfig: image.config.config ?? {},
+        imageEtc: { passwd, group },
+        sandboxPid: sandbox.pid,
+        netnsPath: sandbox.netnsPath,
+        targetPid,
+        sandboxFiles: sandboxFilePaths(ctx.config.state, sandbox.id, hostIpc),
+        lookupDevice,
+        lookupPropagation,
+        hostDevices: privileged ? listDevices() : undefined,
+        seccompProfile,
+        env: ctx.env,
+      });
 
-    const runtime = ctx.config.runtimes[sandbox.runtimeHandler] ?? ctx.config.runtimes[ctx.config.defaultRuntime]!;
-    const record: ContainerRecord = {
-      id,
-      sandboxId: sandbox.id,
-      name,
-      config,
-      createdAt: nowNs(),
-      startedAt: 0n,
-      finishedAt: 0n,
-      imageRef,
-      imageId: image.id,
-      imageDigestRef: image.repoDigests[0] ?? image.id,
-      logPath,
-      user,
-      stopSignal: image.config.config?.StopSignal ?? '',
-      runtimeType: runtime.type,
-      spec,
-      state: 'created',
-      exitCode: 0,
-      reason: '',
-      message: '',
-      pid: 0,
-      oomKilled: false,
-    };
-    await step('create container', () =>
-      ctx.conn.containers.create(
-        {
-          container: {
-            id,
-            labels: {
-              [LABELS.kind]: KIND_CONTAINER,
-              [LABELS.sandboxId]: sandbox.id,
-              [LABELS.name]: name,
+      const runtime = ctx.config.runtimes[sandbox.runtimeHandler] ?? ctx.config.runtimes[ctx.config.defaultRuntime]!;
+      const record: ContainerRecord = {
+        id,
+        sandboxId: sandbox.id,
+        name,
+        config,
+        createdAt: nowNs(),
+        startedAt: 0n,
+        finishedAt: 0n,
+        imageRef,
+        imageId: image.id,
+        imageDigestRef: image.repoDigests[0] ?? image.id,
+        logPath,
+        user,
+        stopSignal: image.config.config?.StopSignal ?? '',
+        runtimeType: runtime.type,
+        spec,
+        state: 'created',
+        exitCode: 0,
+        reason: '',
+        message: '',
+        pid: 0,
+        oomKilled: false,
+      };
+      await step('create container', () =>
+        ctx.conn.containers.create(
+          {
+            container: {
+              id,
+              labels: {
+                [LABELS.kind]: KIND_CONTAINER,
+                [LABELS.sandboxId]: sandbox.id,
+                [LABELS.name]: name,
+              },
+              image: image.recordNames[0] ?? imageRef,
+              runtime: { name: runtime.type, options: packRuncOptions(runtime) },
+              spec: packJson(OCI_SPEC_TYPE_URL, spec),
+              snapshotter,
+              snapshotKey: id,
+              createdAt: undefined,
+              updatedAt: undefined,
+              extensions: { [EXTENSIONS.containerMetadata]: packJson(METADATA_TYPE_URLS.container, toMetadata(record)) },
             },
-            image: image.recordNames[0] ?? imageRef,
-            runtime: { name: runtime.type, options: packRuncOptions(runtime) },
-            spec: packJson(OCI_SPEC_TYPE_URL, spec),
-            snapshotter,
-            snapshotKey: id,
-            createdAt: undefined,
-            updatedAt: undefined,
-            extensions: { [EXTENSIONS.containerMetadata]: packJson(METADATA_TYPE_URLS.container, toMetadata(record)) },
           },
-        },
-        call,
-      ),
-    );
-    undo.push('delete container', () => ctx.conn.containers.delete({ id }));
+          leased,
+        ),
+      );
+      undo.push('delete container', () => ctx.conn.containers.delete({ id }));
+      return record;
+    });
     await step('write status', () => writeContainerStatus(ctx.config.root, record));
     ctx.containers.set(id, record);
     ctx.events.emit('event', 'created', record);

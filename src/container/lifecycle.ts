@@ -30,9 +30,11 @@ export async function startContainer(ctx: ContainerContext, id: string, call: Ca
         call,
       );
       await ctx.io.started(id);
+      // Taken before Start: a process that exits at once must not look as if it finished before it started.
+      const startedAt = nowNs();
       await ctx.conn.tasks.start({ containerId: id, execId: '' }, call);
       record.pid = task.pid;
-      record.startedAt = nowNs();
+      record.startedAt = startedAt;
       record.state = 'running';
       await writeContainerStatus(ctx.config.root, record);
       ctx.events.emit('event', 'started', record);
@@ -64,18 +66,21 @@ export async function recordExit(
   exit: { exitStatus: number; exitedAt: bigint },
 ): Promise<void> {
   if (record.state === 'exited') return;
-  record.state = 'exited';
-  record.exitCode = exit.exitStatus;
-  record.finishedAt = exit.exitedAt > 0n ? exit.exitedAt : nowNs();
-  record.reason = exitReason(exit.exitStatus, record.oomKilled);
-  record.message = '';
-  record.pid = 0;
+  // The container shows as EXITED only once its output is in the log file: the kubelet reads the
+  // log's tail for the termination message as soon as it sees the exit (as containerd's CRI
+  // plugin, which deletes the task and waits for its IO before it updates the status).
   await ctx.io.finish(record.id).catch((err: unknown) =>
     ctx.logger.warn('log pump did not close cleanly', { containerId: record.id, error: (err as Error).message }),
   );
   await deleteTask(ctx.conn, record.id).catch((err: unknown) =>
     ctx.logger.warn('deleting exited task failed', { containerId: record.id, error: (err as Error).message }),
   );
+  record.state = 'exited';
+  record.exitCode = exit.exitStatus;
+  record.finishedAt = exit.exitedAt > 0n ? exit.exitedAt : nowNs();
+  record.reason = exitReason(exit.exitStatus, record.oomKilled);
+  record.message = '';
+  record.pid = 0;
   await writeContainerStatus(ctx.config.root, record);
   ctx.events.emit('event', 'stopped', record);
   ctx.logger.info('container exited', { containerId: record.id, podSandboxId: record.sandboxId, exitCode: record.exitCode, reason: record.reason });

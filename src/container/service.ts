@@ -18,6 +18,7 @@ import { createContainer } from './create';
 import { recordExit, removeContainer, startContainer, stopContainer } from './lifecycle';
 import type { ContainerRecord } from './model';
 import { reconcileContainers, recoverContainers } from './recover';
+import { writeContainerStatus } from './status-file';
 
 /** The container domain: flows, the in-memory index, and its upkeep from containerd's events. */
 export class ContainerService {
@@ -53,7 +54,18 @@ export class ContainerService {
   watch(events: EventMonitor): void {
     events.on('oom', (containerId: string) => {
       const record = this.ctx.containers.get(containerId);
-      if (record) record.oomKilled = true;
+      if (!record) return;
+      record.oomKilled = true;
+      // The OOM event may come after the exit was recorded (the two are separate events, and an
+      // exit found by reconciliation has no order with them at all): the reason still changes,
+      // as in containerd's CRI plugin.
+      void this.ctx.locks
+        .run(record.id, async () => {
+          if (record.state !== 'exited' || record.reason === 'OOMKilled' || !this.ctx.containers.has(record.id)) return;
+          record.reason = 'OOMKilled';
+          await writeContainerStatus(this.ctx.config.root, record);
+        })
+        .catch((err: unknown) => this.ctx.logger.error('recording OOM failed', { containerId: record.id, error: (err as Error).message }));
     });
     events.on('exit', (e: TaskExitEvent) => {
       const record = this.ctx.containers.get(e.containerId);

@@ -3,11 +3,14 @@ import { silentLogger } from '../../src/log/logger';
 import { startHarness } from '../harness';
 import { startAdapter } from '../support/adapter-process';
 import { criClient } from '../support/cri-client';
+import { containers } from './scenarios/containers';
+import { images } from './scenarios/images';
+import { sandboxes } from './scenarios/sandboxes';
 import { versionStatus } from './scenarios/version-status';
 import type { BenchContext, BenchRow, Scenario } from './types';
 
 // A new scenario is one file in scenarios/ and one entry here.
-const SCENARIOS: Scenario[] = [versionStatus];
+const SCENARIOS: Scenario[] = [versionStatus, images, sandboxes, containers];
 
 function fmt(ms: number): string {
   return ms < 1 ? ms.toFixed(3) : ms < 100 ? ms.toFixed(2) : ms.toFixed(0);
@@ -48,7 +51,14 @@ async function main(): Promise<void> {
       containerdAddress: harness.containerd.address,
       namespace: 'cri-adapter-bench',
       cniConfDir: harness.cni.confDir,
-      extraArgs: ['--log-level', 'warn'],
+      // The harness's hosts.toml (plain http to the local registry), as containerd's CRI plugin uses.
+      extraArgs: [
+        '--log-level', 'warn',
+        '--registry-config-path', harness.registry.configPath,
+        // Pods: the harness's pause image, and a runc root under the harness tmp dir (its teardown cleans it).
+        '--sandbox-image', harness.images.pause,
+        '--runtimes', JSON.stringify({ runc: { type: 'io.containerd.runc.v2', root: `${harness.tmpDir}/runc-adapter` } }),
+      ],
     });
     await containerd.start();
     const ctx: BenchContext = { harness, adapter, criPlugin, containerd };

@@ -84,7 +84,7 @@ export async function startAdapter(opts: AdapterOptions): Promise<AdapterProcess
       child.kill('SIGTERM');
       const code = await waitExit(child);
       // A directory made here is this run's alone; one the caller passed may be reused for a restart.
-      // (A pod left running keeps a tmpfs mounted inside; then the harness's teardown removes it.)
+      // A pod left running keeps its /dev/shm tmpfs mounted inside; then the directory stays.
       if (!opts.dir) {
         try {
           rmSync(dir, { recursive: true, force: true });
