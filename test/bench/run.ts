@@ -4,13 +4,14 @@ import { startHarness } from '../harness';
 import { startAdapter } from '../support/adapter-process';
 import { criClient } from '../support/cri-client';
 import { containers } from './scenarios/containers';
+import { execLogs } from './scenarios/exec-logs';
 import { images } from './scenarios/images';
 import { sandboxes } from './scenarios/sandboxes';
 import { versionStatus } from './scenarios/version-status';
 import type { BenchContext, BenchRow, Scenario } from './types';
 
 // A new scenario is one file in scenarios/ and one entry here.
-const SCENARIOS: Scenario[] = [versionStatus, images, sandboxes, containers];
+const SCENARIOS: Scenario[] = [versionStatus, images, sandboxes, containers, execLogs];
 
 function fmt(ms: number): string {
   return ms < 1 ? ms.toFixed(3) : ms < 100 ? ms.toFixed(2) : ms.toFixed(0);
@@ -70,6 +71,8 @@ async function main(): Promise<void> {
     }
     console.log(`\ncri-adapter benchmarks (${new Date().toISOString()}); ratio = subject / reference, measured in the same run\n`);
     printTable(rows);
+    const notes = rows.filter((r) => r.note);
+    if (notes.length) console.log('\nNotes:\n' + notes.map((r) => `- ${r.scenario}: ${r.note}`).join('\n'));
   } finally {
     containerd.close();
     criPlugin.close();

@@ -1,0 +1,150 @@
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import {
+  ContainerStatusRequest,
+  CreateContainerRequest,
+  PodSandboxConfig,
+  PullImageRequest,
+  RunPodSandboxRequest,
+} from '../../../src/gen/runtime/v1/api';
+import type { CriClient } from '../../support/cri-client';
+import { compare, summarize } from '../measure';
+import type { BenchContext, BenchRow, Scenario } from '../types';
+
+/**
+ * ExecSync round trip and container log throughput, through the adapter
+ * and through containerd's built-in CRI plugin on the same containerd, in
+ * the same run. Log throughput is the wall time for containers to write
+ * LOG_MIB MiB of 101-byte lines until their status says EXITED (both
+ * runtimes finish the log before reporting the exit), with the CRI log
+ * bytes per second and the CPU share of the process doing the logging
+ * (the adapter, or containerd for its plugin) in the note.
+ */
+
+const LOG_MIB = 64;
+const ROUNDS = 3;
+const PARALLEL = 10;
+
+interface Runtime {
+  name: string;
+  client: CriClient;
+  pod: string;
+  podConfig: PodSandboxConfig;
+  logDir: string;
+  /** pid whose CPU time is charged for the logging. */
+  pid: number;
+}
+
+let seq = 0;
+
+async function setUp(name: string, client: CriClient, image: string, pid: number): Promise<Runtime> {
+  const logDir = mkdtempSync(`/tmp/cri-adapter-bench-logs-${name}-`);
+  const n = `exec-logs-${name}-${process.pid}-${seq++}`;
+  const podConfig = PodSandboxConfig.fromPartial({ metadata: { name: n, namespace: 'bench', uid: n }, logDirectory: logDir, linux: {} });
+  await client.image.pullImage(PullImageRequest.fromPartial({ image: { image } }));
+  const { podSandboxId } = await client.runtime.runPodSandbox(RunPodSandboxRequest.fromPartial({ config: podConfig }));
+  return { name, client, pod: podSandboxId, podConfig, logDir, pid };
+}
+
+async function startContainer(rt: Runtime, image: string, command: string[]): Promise<{ id: string; log: string }> {
+  const name = `c${seq++}`;
+  const { containerId } = await rt.client.runtime.createContainer(
+    CreateContainerRequest.fromPartial({
+      podSandboxId: rt.pod,
+      sandboxConfig: rt.podConfig,
+      config: { metadata: { name }, image: { image }, command, logPath: `${name}.log`, linux: {} },
+    }),
+  );
+  await rt.client.runtime.startContainer({ containerId });
+  return { id: containerId, log: path.join(rt.logDir, `${name}.log`) };
+}
+
+async function waitExited(rt: Runtime, id: string): Promise<void> {
+  for (;;) {
+    const s = await rt.client.runtime.containerStatus(ContainerStatusRequest.fromPartial({ containerId: id }));
+    if (s.status?.state === 2) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // utime and stime are fields 14 and 15 of stat, in clock ticks (100 Hz on Linux).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+const LINE = '0'.repeat(100);
+const writer = ['sh', '-c', `yes ${LINE} | head -c ${LOG_MIB * 1024 * 1024}`];
+
+async function logRound(rt: Runtime, image: string, containers: number): Promise<{ ms: number; bytes: number; cpu: number }> {
+  const cpu0 = cpuSeconds(rt.pid);
+  const t0 = performance.now();
+  const started = await Promise.all(Array.from({ length: containers }, () => startContainer(rt, image, writer)));
+  await Promise.all(started.map((c) => waitExited(rt, c.id)));
+  const ms = performance.now() - t0;
+  const bytes = started.reduce((n, c) => n + statSync(c.log).size, 0);
+  const cpu = cpuSeconds(rt.pid) - cpu0;
+  await Promise.all(started.map((c) => rt.client.runtime.removeContainer({ containerId: c.id })));
+  return { ms, bytes, cpu };
+}
+
+function containerdPid(address: string): number {
+  for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      if (path.basename(argv[0] ?? '') === 'containerd' && argv.some((a) => a.includes(path.dirname(address)))) return Number(p);
+    } catch {
+      // process went away
+    }
+  }
+  throw new Error(`no containerd process found for ${address}`);
+}
+
+export const execLogs: Scenario = {
+  name: 'exec-logs',
+  async run({ harness, adapter, criPlugin }: BenchContext): Promise<BenchRow[]> {
+    const image = harness.images.busybox;
+    const ours = await setUp('adapter', adapter.client, image, adapter.process.pid!);
+    const theirs = await setUp('plugin', criPlugin, image, containerdPid(harness.containerd.address));
+    const rows: BenchRow[] = [];
+    try {
+      const [a, b] = await Promise.all([startContainer(ours, image, ['sleep', '3600']), startContainer(theirs, image, ['sleep', '3600'])]);
+      const exec = await compare(
+        () => ours.client.runtime.execSync({ containerId: a.id, cmd: ['true'], timeout: 10n }),
+        () => theirs.client.runtime.execSync({ containerId: b.id, cmd: ['true'], timeout: 10n }),
+        { rounds: 5, perRound: 6, warmup: 3 },
+      );
+      rows.push({ scenario: 'ExecSync (true)', subject: 'cri-adapter', reference: "containerd's CRI plugin", subjectSample: exec.subject, referenceSample: exec.reference });
+
+      for (const containers of [1, PARALLEL]) {
+        const res: Record<string, Array<{ ms: number; bytes: number; cpu: number }>> = { adapter: [], plugin: [] };
+        for (let i = 0; i < ROUNDS; i++) {
+          res.adapter!.push(await logRound(ours, image, containers));
+          res.plugin!.push(await logRound(theirs, image, containers));
+        }
+        const rate = (r: { ms: number; bytes: number }[]) => {
+          const mbps = r.map((x) => x.bytes / 1e6 / (x.ms / 1000)).sort((p, q) => p - q);
+          return mbps[Math.floor(mbps.length / 2)]!.toFixed(0);
+        };
+        const cpuShare = (r: { ms: number; cpu: number }[]) => {
+          const share = r.map((x) => (100 * x.cpu) / (x.ms / 1000)).sort((p, q) => p - q);
+          return share[Math.floor(share.length / 2)]!.toFixed(0);
+        };
+        rows.push({
+          scenario: `Log ${LOG_MIB} MiB x${containers} container(s)`,
+          subject: 'cri-adapter',
+          reference: "containerd's CRI plugin",
+          subjectSample: summarize(res.adapter!.map((x) => x.ms)),
+          referenceSample: summarize(res.plugin!.map((x) => x.ms)),
+          note: `CRI log MB/s: adapter ${rate(res.adapter!)}, plugin ${rate(res.plugin!)}; CPU % of one core: adapter process ${cpuShare(res.adapter!)}, containerd ${cpuShare(res.plugin!)}`,
+        });
+      }
+    } finally {
+      await ours.client.runtime.removePodSandbox({ podSandboxId: ours.pod }).catch(() => undefined);
+      await theirs.client.runtime.stopPodSandbox({ podSandboxId: theirs.pod }).catch(() => undefined);
+      await theirs.client.runtime.removePodSandbox({ podSandboxId: theirs.pod }).catch(() => undefined);
+    }
+    return rows;
+  },
+};
