@@ -103,6 +103,8 @@ export function implement<S>(
     const rpcName = method.path.split('/').pop() ?? name;
     const handler = (table as Record<string, unknown>)[name];
     const log = (request: unknown, start: number, code: GrpcStatus, details?: string) => {
+      // The kubelet polls several RPCs a second; build nothing for a line nobody will see.
+      if (code === GrpcStatus.OK && !logger.isDebugEnabled()) return;
       const fields = { rpc: rpcName, ms: +(performance.now() - start).toFixed(3), ...idsOf(request) };
       if (code === GrpcStatus.OK) logger.debug('CRI call', fields);
       else if (code === GrpcStatus.INTERNAL || code === GrpcStatus.UNKNOWN)

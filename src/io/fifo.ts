@@ -41,22 +41,33 @@ function fsError(err: unknown, context: string): Error {
 }
 
 /** Creates a FIFO with mode 0600; the parent directory (0700) is created when missing. */
-export async function createFifo(fifoPath: string): Promise<void> {
-  await fs.promises.mkdir(path.dirname(fifoPath), { recursive: true, mode: 0o700 });
+export function createFifo(fifoPath: string): Promise<void> {
+  return createFifos([fifoPath]);
+}
+
+/**
+ * Creates several FIFOs with one mkfifo run (Node has no mkfifo of its own;
+ * a process per FIFO was a visible share of StartContainer and ExecSync).
+ * On failure none of them is left behind.
+ */
+export async function createFifos(fifoPaths: readonly string[]): Promise<void> {
+  if (fifoPaths.length === 0) return;
+  for (const dir of new Set(fifoPaths.map((p) => path.dirname(p)))) {
+    await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+  }
+  const existing = fifoPaths.filter((p) => fs.existsSync(p));
+  if (existing.length) throw new AlreadyExistsError(`cannot create FIFO ${existing[0]}: the path already exists`);
   await new Promise<void>((resolve, reject) => {
     // mkfifo -m sets the mode after creation, so the umask cannot widen or narrow it.
-    execFile('mkfifo', ['-m', '600', '--', fifoPath], (err, _stdout, stderr) => {
+    execFile('mkfifo', ['-m', '600', '--', ...fifoPaths], (err, _stdout, stderr) => {
       if (!err) return resolve();
+      for (const p of fifoPaths) fs.rmSync(p, { force: true });
       if (errnoCode(err) === 'ENOENT') {
         reject(new UnavailableError('the mkfifo command was not found in PATH; install coreutils', { cause: err }));
         return;
       }
       const detail = String(stderr).trim() || err.message;
-      // The message is locale-dependent; whether something is at the path is not.
-      fs.lstat(fifoPath, (statErr) => {
-        if (!statErr) reject(new AlreadyExistsError(`cannot create FIFO ${fifoPath}: the path already exists`));
-        else reject(new InternalError(`mkfifo ${fifoPath}: ${detail}`, { cause: err }));
-      });
+      reject(new InternalError(`mkfifo ${fifoPaths.join(' ')}: ${detail}`, { cause: err }));
     });
   });
 }

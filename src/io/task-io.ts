@@ -6,7 +6,7 @@
 import type * as net from 'node:net';
 import * as path from 'node:path';
 import { InvalidArgumentError, withContext } from '../errors';
-import { assertFifo, createFifo, FifoReader, openFifoReader, openFifoWriter, unlinkIfPresent } from './fifo';
+import { assertFifo, createFifos, FifoReader, openFifoReader, openFifoWriter, unlinkIfPresent } from './fifo';
 
 export interface TaskIoOptions {
   /** Directory for the FIFOs; created (0700) if missing. */
@@ -56,13 +56,11 @@ export class TaskIo {
     const created: string[] = [];
     const opened: Array<{ destroy(): unknown }> = [];
     try {
-      for (const p of wanted) {
-        if (opts.reattach) {
-          await assertFifo(p);
-        } else {
-          await createFifo(p);
-          created.push(p);
-        }
+      if (opts.reattach) {
+        for (const p of wanted) await assertFifo(p);
+      } else {
+        await createFifos(wanted);
+        created.push(...wanted);
       }
       const stdin = paths.stdin ? await openFifoWriter(paths.stdin) : null;
       if (stdin) opened.push(stdin);

@@ -93,7 +93,8 @@ export function containerNamespaces(input: ContainerNamespaceInput, field: strin
     out.push({ type: 'uts', path: nsPath(input.sandboxPid, 'uts') });
   }
   if (!hostIpc) out.push({ type: 'ipc', path: nsPath(input.sandboxPid, 'ipc') });
-  switch (o?.pid ?? NamespaceMode.CONTAINER) {
+  // Absent options mean the proto zero values: the CRI default PID mode is POD (the kubelet sends CONTAINER explicitly).
+  switch (o?.pid ?? NamespaceMode.POD) {
     case NamespaceMode.POD:
       // When the sandbox itself is on the host PID namespace, "the pod's" is the host's.
       if (s?.pid !== NamespaceMode.NODE) out.push({ type: 'pid', path: nsPath(input.sandboxPid, 'pid') });

@@ -35,6 +35,11 @@ describe('sandboxNamespaces', () => {
 });
 
 describe('containerNamespaces', () => {
+  it('shares the pod PID namespace when no options are given (the CRI default is POD)', () => {
+    const out = containerNamespaces({ options: undefined, sandboxOptions: podNs, sandboxPid: 42, cgroupNamespace: false }, F);
+    expect(out).toContainEqual({ type: 'pid', path: '/proc/42/ns/pid' });
+  });
+
   it('joins the pod network, UTS and IPC through the pause process', () => {
     expect(ctr(podNs)).toEqual([
       { type: 'mount' },
