@@ -216,6 +216,6 @@ describe('ExecSync', () => {
     expect(fifos()).toBe(fifo0);
     expect(fds()).toBeLessThanOrEqual(fd0 + 2);
     const ps = await adapter.client.runtime.execSync({ containerId: sleeper, cmd: ['ps', '-o', 'args'], timeout: 0n });
-    expect(ps.stdout.toString().trim().split('\n').length).toBe(3); // header, sleep, ps
+    expect(ps.stdout.toString().trim().split('\n').map((l) => l.trim())).toEqual(['COMMAND', '/pause', 'sleep 3600', 'ps -o args']); // the pod's PID namespace (CRI default)
   });
 });
