@@ -3,6 +3,7 @@ import { silentLogger } from '../../src/log/logger';
 import { startHarness } from '../harness';
 import { startAdapter } from '../support/adapter-process';
 import { criClient } from '../support/cri-client';
+import { harnessAdapterArgs } from '../support/harness-adapter';
 import { containers } from './scenarios/containers';
 import { execLogs } from './scenarios/exec-logs';
 import { images } from './scenarios/images';
@@ -53,13 +54,7 @@ async function main(): Promise<void> {
       namespace: 'cri-adapter-bench',
       cniConfDir: harness.cni.confDir,
       // The harness's hosts.toml (plain http to the local registry), as containerd's CRI plugin uses.
-      extraArgs: [
-        '--log-level', 'warn',
-        '--registry-config-path', harness.registry.configPath,
-        // Pods: the harness's pause image, and a runc root under the harness tmp dir (its teardown cleans it).
-        '--sandbox-image', harness.images.pause,
-        '--runtimes', JSON.stringify({ runc: { type: 'io.containerd.runc.v2', root: `${harness.tmpDir}/runc-adapter` } }),
-      ],
+      extraArgs: harnessAdapterArgs(harness, ['--log-level', 'warn']),
     });
     await containerd.start();
     const ctx: BenchContext = { harness, adapter, criPlugin, containerd };

@@ -14,6 +14,7 @@ import {
   RunPodSandboxRequest,
 } from '../../src/gen/runtime/v1/api';
 import { startAdapter } from '../support/adapter-process';
+import { harnessAdapterArgs } from '../support/harness-adapter';
 import { startHarness } from './index';
 
 async function main(): Promise<void> {
@@ -24,12 +25,7 @@ async function main(): Promise<void> {
     containerdAddress: h.containerd.address,
     cniConfDir: h.cni.confDir,
     namespace: 'cri-adapter-quickstart',
-    extraArgs: [
-      '--log-level', 'info',
-      '--registry-config-path', h.registry.configPath,
-      '--sandbox-image', h.images.pause,
-      '--runtimes', JSON.stringify({ runc: { type: 'io.containerd.runc.v2', root: path.join(h.tmpDir, 'runc-adapter') } }),
-    ],
+    extraArgs: harnessAdapterArgs(h, ['--log-level', 'info']),
   });
   const stopAll = async () => {
     await adapter.stop();

@@ -41,6 +41,7 @@ import { loadHarnessEnv } from '../harness/env';
 import { BuiltImage, busyboxImage, MEDIA_TYPE, pushImage, sha256 } from '../harness/images';
 import { AdapterProcess, startAdapter } from '../support/adapter-process';
 import { CriCallError, CriClient } from '../support/cri-client';
+import { harnessAdapterArgs } from '../support/harness-adapter';
 
 const execFileP = promisify(execFile);
 const h = loadHarnessEnv();
@@ -65,21 +66,13 @@ let userImage: string;
 /** The config each pod was created with (the kubelet sends it again with every CreateContainer). */
 const pods = new Map<string, PodSandboxConfig>();
 
-function adapterArgs(): string[] {
-  return [
-    '--registry-config-path', h.registry.configPath,
-    '--sandbox-image', h.images.pause,
-    '--runtimes', JSON.stringify({ runc: { type: 'io.containerd.runc.v2', root: `${h.tmpDir}/runc-adapter` } }),
-  ];
-}
-
 async function launchAdapter(): Promise<void> {
   adapter = await startAdapter({
     containerdAddress: h.containerd.address,
     namespace: NS,
     cniConfDir: h.cni.confDir,
     dir: adapterDir,
-    extraArgs: adapterArgs(),
+    extraArgs: harnessAdapterArgs(h),
   });
   client = adapter.client;
 }

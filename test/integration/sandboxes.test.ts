@@ -34,6 +34,7 @@ import {
 import { loadHarnessEnv } from '../harness/env';
 import { freePort } from '../harness/util';
 import { AdapterProcess, startAdapter } from '../support/adapter-process';
+import { harnessAdapterArgs } from '../support/harness-adapter';
 import { CriCallError, CriClient } from '../support/cri-client';
 
 const execFileP = promisify(execFile);
@@ -51,15 +52,6 @@ const adapterDirs: string[] = [];
 /** Processes this file started (listeners inside pods). */
 const children = new Set<ChildProcess>();
 
-function adapterArgs(extra: string[] = []): string[] {
-  return [
-    '--registry-config-path', h.registry.configPath,
-    '--sandbox-image', h.images.pause,
-    '--runtimes', JSON.stringify({ runc: { type: 'io.containerd.runc.v2', root: `${h.tmpDir}/runc-adapter` } }),
-    ...extra,
-  ];
-}
-
 function newAdapterDir(): string {
   const dir = mkdtempSync(path.join(h.tmpDir, 'adapter-sbx-'));
   adapterDirs.push(dir);
@@ -72,7 +64,7 @@ async function adapterOn(opts: { namespace: string; dir?: string; cniConfDir?: s
     namespace: opts.namespace,
     cniConfDir: opts.cniConfDir ?? h.cni.confDir,
     dir: opts.dir ?? newAdapterDir(),
-    extraArgs: adapterArgs(opts.extraArgs),
+    extraArgs: harnessAdapterArgs(h, opts.extraArgs),
   });
 }
 

@@ -14,6 +14,7 @@ import {
 } from '../../../src/gen/runtime/v1/api';
 import { startAdapter } from '../../support/adapter-process';
 import type { CriClient } from '../../support/cri-client';
+import { harnessAdapterArgs } from '../../support/harness-adapter';
 import { compare, summarize } from '../measure';
 import type { BenchContext, BenchRow, Scenario } from '../types';
 
@@ -156,12 +157,7 @@ export const containers: Scenario = {
           containerdAddress: harness.containerd.address,
           namespace: 'cri-adapter-bench-containers',
           cniConfDir: harness.cni.confDir,
-          extraArgs: [
-            '--log-level', 'warn',
-            '--registry-config-path', harness.registry.configPath,
-            '--sandbox-image', harness.images.pause,
-            '--runtimes', JSON.stringify({ runc: { type: 'io.containerd.runc.v2', root: `${harness.tmpDir}/runc-adapter` } }),
-          ],
+          extraArgs: harnessAdapterArgs(harness, ['--log-level', 'warn']),
         });
         subject = own.client;
       }
