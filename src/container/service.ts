@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { AdapterConfig } from '../config/load';
 import type { CallContext } from '../containerd/call';
 import type { ContainerdConnection } from '../containerd/connection';
+import { updateContainerFields } from '../containerd/containers';
 import { OCI_LINUX_RESOURCES_TYPE_URL, OCI_SPEC_TYPE_URL, packJson } from '../containerd/typeurl';
 import { FailedPreconditionError, NotFoundError } from '../errors';
 import type { EventMonitor, TaskExitEvent } from '../events/monitor';
@@ -118,24 +119,7 @@ export class ContainerService {
       }
       if (record.spec) {
         record.spec.linux.resources = { ...record.spec.linux.resources, ...oci };
-        await this.ctx.conn.containers.update(
-          {
-            container: {
-              id: record.id,
-              labels: {},
-              image: '',
-              runtime: undefined,
-              spec: packJson(OCI_SPEC_TYPE_URL, record.spec),
-              snapshotter: '',
-              snapshotKey: '',
-              createdAt: undefined,
-              updatedAt: undefined,
-              extensions: {},
-            },
-            updateMask: ['spec'],
-          },
-          call,
-        );
+        await updateContainerFields(this.ctx.conn, record.id, { spec: packJson(OCI_SPEC_TYPE_URL, record.spec) }, ['spec'], call);
       }
       record.config = { ...record.config, linux: { ...record.config.linux!, resources } };
     });

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { CallContext } from '../containerd/call';
+import { updateContainerFields } from '../containerd/containers';
 import { withLease } from '../containerd/leases';
 import { deleteTask, ignoreNotFound, stopTask } from '../containerd/tasks';
 import { packJson, packRuncOptions, OCI_SPEC_TYPE_URL } from '../containerd/typeurl';
@@ -253,19 +254,10 @@ export async function runPodSandbox(
 
 /** Writes the record's durable part back to the infra container (the store of record). */
 export async function persistSandbox(ctx: SandboxContext, record: SandboxRecord): Promise<void> {
-  await ctx.conn.containers.update({
-    container: {
-      id: record.id,
-      labels: {},
-      image: '',
-      runtime: undefined,
-      spec: undefined,
-      snapshotter: '',
-      snapshotKey: '',
-      createdAt: undefined,
-      updatedAt: undefined,
-      extensions: { [EXTENSIONS.sandboxMetadata]: packJson(METADATA_TYPE_URLS.sandbox, toMetadata(record)) },
-    },
-    updateMask: [`extensions.${EXTENSIONS.sandboxMetadata}`],
-  });
+  await updateContainerFields(
+    ctx.conn,
+    record.id,
+    { extensions: { [EXTENSIONS.sandboxMetadata]: packJson(METADATA_TYPE_URLS.sandbox, toMetadata(record)) } },
+    [`extensions.${EXTENSIONS.sandboxMetadata}`],
+  );
 }
