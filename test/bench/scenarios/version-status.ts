@@ -1,3 +1,7 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { criClient } from '../../support/cri-client';
 import { compare } from '../measure';
 import type { BenchRow, Scenario } from '../types';
 
@@ -26,6 +30,30 @@ export const versionStatus: Scenario = {
       () => criPlugin.runtime.status({ verbose: false }),
     );
     rows.push({ scenario: 'Status', subject: 'cri-adapter', reference: "containerd's CRI plugin", subjectSample: cs.subject, referenceSample: cs.reference });
+
+    // Node's own floor: a grpc-js server doing nothing but answer Version, in its own process.
+    const dir = mkdtempSync('/tmp/cri-adapter-bench-bare-');
+    const socket = path.join(dir, 'bare.sock');
+    const bare = spawn(process.execPath, [path.join(__dirname, '..', 'bare-grpc-server.js'), socket], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => bare.stdout!.once('data', () => resolve()));
+    const bareClient = criClient(socket);
+    try {
+      const b = await compare(() => adapter.client.runtime.version({ version: '' }), () => bareClient.runtime.version({ version: '' }));
+      rows.push({
+        scenario: 'Version',
+        subject: 'cri-adapter',
+        reference: 'bare grpc-js server (Node floor)',
+        subjectSample: b.subject,
+        referenceSample: b.reference,
+        note: 'the bare server has no adapter code: the adapter/bare ratio is what the adapter adds; bare/containerd is Node vs Go gRPC',
+      });
+      const f = await compare(() => bareClient.runtime.version({ version: '' }), floor);
+      rows.push({ scenario: 'Version', subject: 'bare grpc-js server', reference: 'containerd Version (direct)', subjectSample: f.subject, referenceSample: f.reference });
+    } finally {
+      bareClient.close();
+      bare.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    }
     return rows;
   },
 };
