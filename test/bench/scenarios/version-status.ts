@@ -14,21 +14,21 @@ import type { BenchRow, Scenario } from '../types';
 export const versionStatus: Scenario = {
   name: 'version-status',
   async run({ adapter, criPlugin, containerd }) {
+    // Sub-millisecond calls: warm both sides' JIT and connections well before measuring.
+    const opts = { warmup: 2000, rounds: 10, perRound: 200 };
     const floor = () => containerd.version.version({});
     const rows: BenchRow[] = [];
-    const v = await compare(() => adapter.client.runtime.version({ version: '' }), floor);
+    const v = await compare(() => adapter.client.runtime.version({ version: '' }), floor, opts);
     rows.push({ scenario: 'Version', subject: 'cri-adapter', reference: 'containerd Version (direct)', subjectSample: v.subject, referenceSample: v.reference });
-    const s = await compare(() => adapter.client.runtime.status({ verbose: false }), floor);
+    const s = await compare(() => adapter.client.runtime.status({ verbose: false }), floor, opts);
     rows.push({ scenario: 'Status', subject: 'cri-adapter', reference: 'containerd Version (direct)', subjectSample: s.subject, referenceSample: s.reference });
     const c = await compare(
       () => adapter.client.runtime.version({ version: '' }),
-      () => criPlugin.runtime.version({ version: '' }),
-    );
+      () => criPlugin.runtime.version({ version: '' }), opts);
     rows.push({ scenario: 'Version', subject: 'cri-adapter', reference: "containerd's CRI plugin", subjectSample: c.subject, referenceSample: c.reference });
     const cs = await compare(
       () => adapter.client.runtime.status({ verbose: false }),
-      () => criPlugin.runtime.status({ verbose: false }),
-    );
+      () => criPlugin.runtime.status({ verbose: false }), opts);
     rows.push({ scenario: 'Status', subject: 'cri-adapter', reference: "containerd's CRI plugin", subjectSample: cs.subject, referenceSample: cs.reference });
 
     // Node's own floor: a grpc-js server doing nothing but answer Version, in its own process.
@@ -38,7 +38,7 @@ export const versionStatus: Scenario = {
     await new Promise<void>((resolve) => bare.stdout!.once('data', () => resolve()));
     const bareClient = criClient(socket);
     try {
-      const b = await compare(() => adapter.client.runtime.version({ version: '' }), () => bareClient.runtime.version({ version: '' }));
+      const b = await compare(() => adapter.client.runtime.version({ version: '' }), () => bareClient.runtime.version({ version: '' }), opts);
       rows.push({
         scenario: 'Version',
         subject: 'cri-adapter',
@@ -47,7 +47,7 @@ export const versionStatus: Scenario = {
         referenceSample: b.reference,
         note: 'the bare server has no adapter code: the adapter/bare ratio is what the adapter adds; bare/containerd is Node vs Go gRPC',
       });
-      const f = await compare(() => bareClient.runtime.version({ version: '' }), floor);
+      const f = await compare(() => bareClient.runtime.version({ version: '' }), floor, opts);
       rows.push({ scenario: 'Version', subject: 'bare grpc-js server', reference: 'containerd Version (direct)', subjectSample: f.subject, referenceSample: f.reference });
     } finally {
       bareClient.close();
