@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { CallContext } from '../containerd/call';
+import { createContainerObject } from '../containerd/containers';
 import { withLease } from '../containerd/leases';
-import { packJson, packRuncOptions, OCI_SPEC_TYPE_URL } from '../containerd/typeurl';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors';
 import { ContainerConfig, NamespaceMode, PodSandboxConfig } from '../gen/runtime/v1/api';
 import { sandboxFilePaths } from '../sandbox/files';
@@ -137,24 +137,20 @@ export async function createContainer(
         oomKilled: false,
       };
       await step('create container', () =>
-        ctx.conn.containers.create(
+        createContainerObject(
+          ctx.conn,
           {
-            container: {
-              id,
-              labels: {
-                [LABELS.kind]: KIND_CONTAINER,
-                [LABELS.sandboxId]: sandbox.id,
-                [LABELS.name]: name,
-              },
-              image: image.recordNames[0] ?? imageRef,
-              runtime: { name: runtime.type, options: packRuncOptions(runtime) },
-              spec: packJson(OCI_SPEC_TYPE_URL, spec),
-              snapshotter,
-              snapshotKey: id,
-              createdAt: undefined,
-              updatedAt: undefined,
-              extensions: { [EXTENSIONS.containerMetadata]: packJson(METADATA_TYPE_URLS.container, toMetadata(record)) },
+            id,
+            labels: {
+              [LABELS.kind]: KIND_CONTAINER,
+              [LABELS.sandboxId]: sandbox.id,
+              [LABELS.name]: name,
             },
+            image: image.recordNames[0] ?? imageRef,
+            runtime,
+            spec,
+            snapshotter,
+            extension: { key: EXTENSIONS.containerMetadata, typeUrl: METADATA_TYPE_URLS.container, value: toMetadata(record) },
           },
           leased,
         ),

@@ -1,6 +1,7 @@
 import { Container } from '../gen/containerd/services/containers/v1/containers';
 import type { CallContext } from './call';
 import type { ContainerdConnection } from './connection';
+import { OCI_SPEC_TYPE_URL, packJson, packRuncOptions } from './typeurl';
 
 /**
  * Updates only the named fields of a containerd container (field-mask
@@ -14,4 +15,35 @@ export async function updateContainerFields(
   ctx?: CallContext,
 ): Promise<void> {
   await conn.containers.update({ container: Container.fromPartial({ ...fields, id }), updateMask: paths }, ctx);
+}
+
+export interface NewContainer {
+  id: string;
+  labels: Record<string, string>;
+  /** Image record name the container was made from. */
+  image: string;
+  runtime: { type: string; root?: string; systemdCgroup?: boolean; binaryName?: string };
+  spec: unknown;
+  snapshotter: string;
+  /** The adapter's own record, as one extension. */
+  extension: { key: string; typeUrl: string; value: unknown };
+}
+
+/** Creates a container whose rootfs snapshot is keyed by its ID, with its runc options and OCI spec. */
+export async function createContainerObject(conn: ContainerdConnection, c: NewContainer, ctx?: CallContext): Promise<void> {
+  await conn.containers.create(
+    {
+      container: Container.fromPartial({
+        id: c.id,
+        labels: c.labels,
+        image: c.image,
+        runtime: { name: c.runtime.type, options: packRuncOptions(c.runtime) },
+        spec: packJson(OCI_SPEC_TYPE_URL, c.spec),
+        snapshotter: c.snapshotter,
+        snapshotKey: c.id,
+        extensions: { [c.extension.key]: packJson(c.extension.typeUrl, c.extension.value) },
+      }),
+    },
+    ctx,
+  );
 }

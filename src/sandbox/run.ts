@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { CallContext } from '../containerd/call';
-import { updateContainerFields } from '../containerd/containers';
+import { createContainerObject, updateContainerFields } from '../containerd/containers';
 import { withLease } from '../containerd/leases';
 import { deleteTask, ignoreNotFound, stopTask } from '../containerd/tasks';
-import { packJson, packRuncOptions, OCI_SPEC_TYPE_URL } from '../containerd/typeurl';
+import { packJson } from '../containerd/typeurl';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors';
 import { NamespaceMode, PodSandboxConfig, Protocol } from '../gen/runtime/v1/api';
 import type { ImageEntry } from '../image/store';
@@ -187,26 +187,22 @@ export async function runPodSandbox(
           );
           undo.push('remove snapshot', () => ignoreNotFound(ctx.conn.snapshots.remove({ snapshotter, key: id })));
           await step('create infra container', () =>
-            ctx.conn.containers.create(
+            createContainerObject(
+              ctx.conn,
               {
-                container: {
-                  id,
-                  labels: {
-                    [LABELS.kind]: KIND_SANDBOX,
-                    [LABELS.name]: name,
-                    [LABELS.podName]: config.metadata!.name,
-                    [LABELS.podNamespace]: config.metadata!.namespace,
-                    [LABELS.podUid]: config.metadata!.uid,
-                  },
-                  image: ctx.config.sandboxImage,
-                  runtime: { name: runtime.type, options: packRuncOptions(runtime) },
-                  spec: packJson(OCI_SPEC_TYPE_URL, spec),
-                  snapshotter,
-                  snapshotKey: id,
-                  createdAt: undefined,
-                  updatedAt: undefined,
-                  extensions: { [EXTENSIONS.sandboxMetadata]: packJson(METADATA_TYPE_URLS.sandbox, toMetadata(record)) },
+                id,
+                labels: {
+                  [LABELS.kind]: KIND_SANDBOX,
+                  [LABELS.name]: name,
+                  [LABELS.podName]: config.metadata!.name,
+                  [LABELS.podNamespace]: config.metadata!.namespace,
+                  [LABELS.podUid]: config.metadata!.uid,
                 },
+                image: ctx.config.sandboxImage,
+                runtime,
+                spec,
+                snapshotter,
+                extension: { key: EXTENSIONS.sandboxMetadata, typeUrl: METADATA_TYPE_URLS.sandbox, value: toMetadata(record) },
               },
               leased,
             ),

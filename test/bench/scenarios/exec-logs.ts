@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
@@ -144,6 +144,7 @@ export const execLogs: Scenario = {
       await ours.client.runtime.removePodSandbox({ podSandboxId: ours.pod }).catch(() => undefined);
       await theirs.client.runtime.stopPodSandbox({ podSandboxId: theirs.pod }).catch(() => undefined);
       await theirs.client.runtime.removePodSandbox({ podSandboxId: theirs.pod }).catch(() => undefined);
+      for (const rt of [ours, theirs]) rmSync(rt.logDir, { recursive: true, force: true });
     }
     return rows;
   },

@@ -1,10 +1,14 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, helpText, listSettings, loadConfig } from '../../../src/config/load';
 import { envName, flagName } from '../../../src/config/naming';
 
+const tempDirs: string[] = [];
+afterAll(() => tempDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
 function tempFile(content: unknown): string {
   const dir = mkdtempSync('/tmp/cri-adapter-cfg-');
+  tempDirs.push(dir);
   const file = path.join(dir, 'config.json');
   writeFileSync(file, JSON.stringify(content));
   return file;
