@@ -1,20 +1,14 @@
 import { EventEmitter } from 'node:events';
-import type { AdapterConfig } from '../config/load';
 import type { CallContext } from '../containerd/call';
-import type { ContainerdConnection } from '../containerd/connection';
 import { updateContainerFields } from '../containerd/containers';
 import { OCI_LINUX_RESOURCES_TYPE_URL, OCI_SPEC_TYPE_URL, packJson } from '../containerd/typeurl';
 import { FailedPreconditionError, NotFoundError } from '../errors';
 import type { EventMonitor, TaskExitEvent } from '../events/monitor';
 import type { ContainerConfig, LinuxContainerResources, PodSandboxConfig } from '../gen/runtime/v1/api';
-import type { ImageService } from '../image/service';
-import type { Logger } from '../log/logger';
-import type { SandboxService } from '../sandbox/service';
-import type { RuntimeEnvironment } from '../spec';
 import { resourcesToOci } from '../spec/resources';
 import { KeyedMutex } from '../store/keyed-mutex';
 import { NameRegistrar } from '../store/names';
-import type { ContainerContext, ContainerIo } from './context';
+import type { ContainerContext } from './context';
 import { createContainer } from './create';
 import { recordExit, removeContainer, startContainer, stopContainer } from './lifecycle';
 import type { ContainerRecord } from './model';
@@ -25,15 +19,7 @@ import { writeContainerStatus } from './status-file';
 export class ContainerService {
   readonly ctx: ContainerContext;
 
-  constructor(deps: {
-    config: AdapterConfig;
-    conn: ContainerdConnection;
-    images: ImageService;
-    sandboxes: SandboxService;
-    env: RuntimeEnvironment;
-    logger: Logger;
-    io: ContainerIo;
-  }) {
+  constructor(deps: Pick<ContainerContext, 'config' | 'conn' | 'images' | 'sandboxes' | 'env' | 'logger' | 'io'>) {
     this.ctx = {
       ...deps,
       containers: new Map(),

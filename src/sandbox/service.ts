@@ -1,11 +1,5 @@
-import type { AdapterConfig } from '../config/load';
 import type { CallContext } from '../containerd/call';
-import type { ContainerdConnection } from '../containerd/connection';
 import type { EventMonitor, TaskExitEvent } from '../events/monitor';
-import type { ImageService } from '../image/service';
-import type { Logger } from '../log/logger';
-import type { CniConfigWatcher } from '../network/cni-config';
-import type { RuntimeEnvironment } from '../spec';
 import { KeyedMutex } from '../store/keyed-mutex';
 import { NameRegistrar } from '../store/names';
 import type { SandboxContext } from './context';
@@ -21,14 +15,7 @@ export class SandboxService {
   readonly ctx: SandboxContext;
   private podCidr = '';
 
-  constructor(deps: {
-    config: AdapterConfig;
-    conn: ContainerdConnection;
-    images: ImageService;
-    cni: CniConfigWatcher;
-    env: RuntimeEnvironment;
-    logger: Logger;
-  }) {
+  constructor(deps: Pick<SandboxContext, 'config' | 'conn' | 'images' | 'cni' | 'env' | 'logger'>) {
     this.ctx = {
       ...deps,
       sandboxes: new Map(),
