@@ -1,0 +1,94 @@
+/**
+ * UpdateRuntimeConfig's pod CIDR reaching CNI (the ipRanges capability), and
+ * UpdatePodSandboxResources reaching the pod's infra cgroup.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { PodSandboxConfig, RunPodSandboxRequest, UpdatePodSandboxResourcesRequest } from '../../src/gen/runtime/v1/api';
+import { loadHarnessEnv } from '../harness/env';
+import type { AdapterProcess } from '../support/adapter-process';
+import { CriCallError } from '../support/cri-client';
+import { startHarnessAdapter } from '../support/harness-adapter';
+
+const h = loadHarnessEnv();
+// A bridge and subnet of this file's own (the harness's bridge is configured by its own network).
+const BRIDGE = `${h.cni.bridge}r`.slice(0, 15);
+const SUBNET = h.cni.subnet.replace(/^10\.199\./, '10.198.');
+let adapter: AdapterProcess;
+let seq = 0;
+
+function pod(): PodSandboxConfig {
+  const n = `rc-${seq++}`;
+  return PodSandboxConfig.fromPartial({ metadata: { name: n, namespace: 'it', uid: `uid-${n}` }, linux: {} });
+}
+
+beforeAll(async () => {
+  // An IPAM with no range of its own: it must come from the runtime.
+  const confDir = mkdtempSync(path.join(h.tmpDir, 'net-iprange-'));
+  const dataDir = path.join(confDir, 'ipam');
+  mkdirSync(dataDir);
+  writeFileSync(
+    path.join(confDir, '10-iprange.conflist'),
+    JSON.stringify({
+      cniVersion: '1.0.0',
+      name: 'iprange-test',
+      plugins: [
+        {
+          type: 'bridge',
+          bridge: BRIDGE,
+          // No gateway address: this test needs an IP, not traffic (and the bridge plugin's gateway
+          // setup fails on a fresh bridge on this kernel: "could not set bridge's mac").
+          isGateway: false,
+          isDefaultGateway: false,
+          ipMasq: false,
+          capabilities: { ipRanges: true },
+          ipam: { type: 'host-local', dataDir },
+        },
+        { type: 'loopback' },
+      ],
+    }),
+  );
+  adapter = await startHarnessAdapter(h, { namespace: 'cri-adapter-it-runtime-config', cniConfDir: confDir });
+});
+
+afterAll(async () => {
+  await adapter.stop();
+  spawnSync('ip', ['link', 'del', BRIDGE]);
+});
+
+it('hands the pod CIDR from UpdateRuntimeConfig to plugins that take ipRanges', async () => {
+  const before = (await adapter.client.runtime
+    .runPodSandbox(RunPodSandboxRequest.fromPartial({ config: pod() }))
+    .catch((e: unknown) => e)) as CriCallError;
+  expect(before).toBeInstanceOf(CriCallError);
+  expect(before.details).toContain('CNI ADD');
+
+  await adapter.client.runtime.updateRuntimeConfig({ runtimeConfig: { networkConfig: { podCidr: SUBNET } } });
+  const { podSandboxId } = await adapter.client.runtime.runPodSandbox(RunPodSandboxRequest.fromPartial({ config: pod() }));
+  try {
+    const ip = (await adapter.client.runtime.podSandboxStatus({ podSandboxId, verbose: false })).status!.network!.ip;
+    const prefix = SUBNET.split('.').slice(0, 3).join('.') + '.';
+    expect(ip.startsWith(prefix)).toBe(true);
+  } finally {
+    await adapter.client.runtime.removePodSandbox({ podSandboxId });
+  }
+});
+
+it('applies UpdatePodSandboxResources to the infra cgroup, and refuses unknown pods', async () => {
+  await adapter.client.runtime.updateRuntimeConfig({ runtimeConfig: { networkConfig: { podCidr: SUBNET } } });
+  const { podSandboxId } = await adapter.client.runtime.runPodSandbox(RunPodSandboxRequest.fromPartial({ config: pod() }));
+  try {
+    const limitFile = `/sys/fs/cgroup/memory/cri-adapter/${podSandboxId}/memory.limit_in_bytes`;
+    await adapter.client.runtime.updatePodSandboxResources(
+      UpdatePodSandboxResourcesRequest.fromPartial({ podSandboxId, resources: { memoryLimitInBytes: 96n * 1024n * 1024n } }),
+    );
+    expect(Number(readFileSync(limitFile, 'utf8'))).toBe(96 * 1024 * 1024);
+    const unknown = (await adapter.client.runtime
+      .updatePodSandboxResources(UpdatePodSandboxResourcesRequest.fromPartial({ podSandboxId: 'nope' }))
+      .catch((e: unknown) => e)) as CriCallError;
+    expect(unknown.code).toBe(5 /* NOT_FOUND */);
+  } finally {
+    await adapter.client.runtime.removePodSandbox({ podSandboxId });
+  }
+});
