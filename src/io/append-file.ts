@@ -53,6 +53,9 @@ interface QueuedWrite {
 }
 
 /** Emits 'drain' when the queue falls back under the high-water mark after write() returned false. */
+/** Batches up to this size are appended synchronously (see kick). */
+const SYNC_WRITE_MAX = 64 * 1024;
+
 export class AppendFile extends EventEmitter {
   readonly path: string;
   private fd: number;
@@ -188,6 +191,21 @@ export class AppendFile extends EventEmitter {
       size += it.size;
     }
     this.writing = true;
+    if (size <= SYNC_WRITE_MAX) {
+      // Small batches are written at once, in the same turn as the read that produced them: bytes
+      // read from a container's pipe are gone from it, so an adapter killed between the read and a
+      // thread-pool write would lose them (seen in the crash test). A small append to the page
+      // cache costs microseconds; large batches still go through the thread pool.
+      let err: NodeJS.ErrnoException | null = null;
+      let written = 0;
+      try {
+        written = fs.writevSync(this.fd, bufs);
+      } catch (e) {
+        err = e as NodeJS.ErrnoException;
+      }
+      process.nextTick(() => this.afterWrite(items, size, err, written));
+      return;
+    }
     fs.writev(this.fd, bufs, (err, written) => this.afterWrite(items, size, err, written));
   }
 
