@@ -1,6 +1,7 @@
-import { readdirSync, readFileSync, statSync, Stats } from 'node:fs';
+import { readdirSync, statSync, Stats } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError } from '../errors';
+import { mountContaining, readMountinfo } from '../runtime/mountinfo';
 import type { HostDevice, HostPropagation } from '../spec';
 
 // Linux dev_t encoding (glibc's gnu_dev_major/minor).
@@ -61,18 +62,8 @@ export function listDevices(dir = '/dev'): HostDevice[] {
 
 /** The propagation of the host mount holding `hostPath`, from mountinfo's optional fields. */
 export function lookupPropagation(hostPath: string): HostPropagation | undefined {
-  let best: { mountpoint: string; fields: string[] } | undefined;
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const parts = line.split(' ');
-    const mp = parts[4];
-    if (!mp) continue;
-    const prefix = mp.endsWith('/') ? mp : `${mp}/`;
-    if ((hostPath === mp || hostPath.startsWith(prefix)) && (!best || mp.length >= best.mountpoint.length)) {
-      const sep = parts.indexOf('-');
-      best = { mountpoint: mp, fields: parts.slice(6, sep) };
-    }
-  }
-  if (!best) return undefined;
-  if (best.fields.some((f) => f.startsWith('shared:'))) return 'shared';
-  return best.fields.some((f) => f.startsWith('master:')) ? 'slave' : 'private';
+  const mount = mountContaining(hostPath, readMountinfo());
+  if (!mount) return undefined;
+  if (mount.optionalFields.some((f) => f.startsWith('shared:'))) return 'shared';
+  return mount.optionalFields.some((f) => f.startsWith('master:')) ? 'slave' : 'private';
 }

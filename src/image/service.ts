@@ -1,9 +1,10 @@
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import type { CallContext } from '../containerd/call';
 import type { ContainerdConnection } from '../containerd/connection';
 import { readBlob } from '../containerd/content';
 import { CancelledError, DeadlineExceededError, FailedPreconditionError, NotFoundError } from '../errors';
 import type { Logger } from '../log/logger';
+import { mountContaining, readMountinfo } from '../runtime/mountinfo';
 import { chainIds } from './layers';
 import { pullImage, PullSettings, recordNamesFor } from './pull';
 import { parseImageId, parseReference } from './reference';
@@ -270,17 +271,8 @@ async function directoryUsage(root: string): Promise<{ bytes: number; inodes: nu
   return { bytes, inodes };
 }
 
-/** The mount point holding `path`: the longest mount path in /proc/self/mountinfo that prefixes it. */
-export function mountpointOf(path: string, mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')): string {
-  let best = '/';
-  for (const line of mountinfo.split('\n')) {
-    const mp = line.split(' ')[4];
-    if (!mp) continue;
-    const decoded = mp.replace(/\\040/g, ' ');
-    if ((path === decoded || path.startsWith(decoded.endsWith('/') ? decoded : decoded + '/')) && decoded.length > best.length) {
-      best = decoded;
-    }
-  }
-  return best;
+/** The mount point holding `path` (the root when mountinfo lists nothing above it). */
+export function mountpointOf(path: string): string {
+  return mountContaining(path, readMountinfo())?.mountpoint ?? '/';
 }
 

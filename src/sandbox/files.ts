@@ -3,6 +3,7 @@ import { mkdirSync, promises as fs, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { InternalError } from '../errors';
+import { readMountinfoAsync } from '../runtime/mountinfo';
 import type { DNSConfig } from '../gen/runtime/v1/api';
 
 const run = promisify(execFile);
@@ -91,8 +92,7 @@ export async function createSandboxFiles(paths: SandboxFilePaths, input: Sandbox
 }
 
 async function isMountpoint(p: string): Promise<boolean> {
-  const mountinfo = await fs.readFile('/proc/self/mountinfo', 'utf8');
-  return mountinfo.split('\n').some((l) => l.split(' ')[4] === p);
+  return (await readMountinfoAsync()).some((m) => m.mountpoint === p);
 }
 
 /** Unmounts the pod's /dev/shm (StopPodSandbox); a missing mount is fine. */
