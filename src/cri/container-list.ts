@@ -1,27 +1,29 @@
 import type {
+  Container,
+  ContainerFilter,
   ListContainersRequest,
   ListContainersResponse,
   StreamContainersRequest,
   StreamContainersResponse,
 } from '../gen/runtime/v1/api';
 import type { CriDeps } from './deps';
-import type { StreamHandler, UnaryHandler } from './dispatch';
+import { sendInBatches, StreamHandler, UnaryHandler } from './dispatch';
 import { containerMatches, toCriContainer } from './container-mapping';
 
-const PER_MESSAGE = 200;
+function listed(deps: CriDeps, filter: ContainerFilter | undefined): Container[] {
+  return deps.containers.list().filter((r) => containerMatches(r, filter)).map(toCriContainer);
+}
 
 export function listContainersHandler(deps: CriDeps): UnaryHandler<ListContainersRequest, ListContainersResponse> {
   return async (request) => ({
-    containers: deps.containers.list().filter((c) => containerMatches(c, request.filter)).map(toCriContainer),
+    containers: listed(deps, request.filter),
   });
 }
 
 /** One snapshot of the list, so each container is sent exactly once. */
 export function streamContainersHandler(deps: CriDeps): StreamHandler<StreamContainersRequest, StreamContainersResponse> {
   return async (request, ctx, send) => {
-    const items = deps.containers.list().filter((c) => containerMatches(c, request.filter)).map(toCriContainer);
-    for (let i = 0; i < items.length && !ctx.signal.aborted; i += PER_MESSAGE) {
-      await send({ containers: items.slice(i, i + PER_MESSAGE) });
-    }
+    const items = listed(deps, request.filter);
+    await sendInBatches(items, ctx, send, (containers) => ({ containers }));
   };
 }

@@ -177,3 +177,16 @@ export function implement<S>(
   }
   return impl;
 }
+
+// Enough per message to keep a long list cheap, small enough to stay far from gRPC's message limit.
+const ITEMS_PER_MESSAGE = 200;
+
+/**
+ * Sends a list taken once (so each item goes exactly once, whatever changes
+ * meanwhile) in messages of a bounded size, stopping if the caller leaves.
+ */
+export async function sendInBatches<T, M>(items: T[], ctx: CriContext, send: (m: M) => Promise<void>, wrap: (batch: T[]) => M): Promise<void> {
+  for (let i = 0; i < items.length && !ctx.signal.aborted; i += ITEMS_PER_MESSAGE) {
+    await send(wrap(items.slice(i, i + ITEMS_PER_MESSAGE)));
+  }
+}
