@@ -35,10 +35,24 @@ function promisifyHow(conn: ContainerdConnection) {
  * aborted first, so the write always starts from byte 0 of this source.
  */
 export async function writeBlob(conn: ContainerdConnection, blob: BlobToWrite, ctx: CallContext): Promise<void> {
-  await conn.content.abort({ ref: blob.ref }, ctx).catch((err: unknown) => {
-    if (!(err instanceof NotFoundError)) throw err;
-  });
+  // The source may fail (a cancelled download) before the copy loop reads it; an 'error' with no
+  // listener would take the whole daemon down. Keep the first one and report it as this write's.
+  let sourceError: unknown;
+  const onSourceError = (err: unknown) => (sourceError ??= err);
+  blob.source.on('error', onSourceError);
+  try {
+    await conn.content.abort({ ref: blob.ref }, ctx).catch((err: unknown) => {
+      if (!(err instanceof NotFoundError)) throw err;
+    });
+    await copyIntoContent(conn, blob, ctx, () => sourceError);
+  } finally {
+    // A drained source is already closed; one left mid-way must release its connection. The error
+    // listener stays: a source may still report its abort after this.
+    blob.source.destroy();
+  }
+}
 
+async function copyIntoContent(conn: ContainerdConnection, blob: BlobToWrite, ctx: CallContext, sourceFailed: () => unknown): Promise<void> {
   // No default deadline: a big layer on a slow link takes as long as it takes. A source that
   // stops sending fails by its own stall timeout, and the caller's signal cancels the stream.
   const stream: ClientDuplexStream<WriteContentRequest, WriteContentResponse> = conn.streaming.content.write(
@@ -74,6 +88,7 @@ export async function writeBlob(conn: ContainerdConnection, blob: BlobToWrite, c
     const total = BigInt(blob.size);
     await send({ action: WriteAction.STAT, ref: blob.ref, total, expected: blob.digest, offset: 0n, data: Buffer.alloc(0), labels: {} });
     let offset = 0;
+    if (sourceFailed()) throw sourceFailed();
     for await (const piece of blob.source as AsyncIterable<Buffer>) {
       if (failure) throw failure;
       for (let at = 0; at < piece.length; at += CHUNK) {
@@ -101,8 +116,7 @@ export async function writeBlob(conn: ContainerdConnection, blob: BlobToWrite, c
     await done;
   } catch (err) {
     stream.cancel();
-    blob.source.destroy();
-    // Leave no half-written ingest behind.
+    // Leave no half-written ingest behind (the caller destroys the source).
     await conn.content.abort({ ref: blob.ref }).catch(() => undefined);
     if (err instanceof AlreadyExistsError) return;
     throw err;
