@@ -1,5 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { criClient, CriClient } from './cri-client';
 
@@ -56,6 +56,8 @@ export async function startAdapter(opts: AdapterOptions): Promise<AdapterProcess
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+  // Keeps the daemon's own log of a failed run for later reading (set by a person debugging).
+  if (process.env.CRI_ADAPTER_TEST_LOG_DIR) child.stderr!.pipe(createWriteStream(path.join(process.env.CRI_ADAPTER_TEST_LOG_DIR, `adapter-${child.pid}.log`)));
   child.stdout!.on('data', (b: Buffer) => (stderr += b.toString()));
   const client = criClient(socket);
 
