@@ -102,6 +102,7 @@ export class Daemon {
       logger,
       io: new FifoContainerIo(config.state, logger, {
         maxLineBytes: config.logging.maxLineBytes,
+        maxBytesPerTurn: config.logging.maxBytesPerTurn,
         drainTimeoutMs: config.logging.drainTimeoutSeconds * 1000,
       }),
     });

@@ -21,7 +21,7 @@ export interface AdapterConfig {
   snapshotter: string;
   sandboxImage: string;
   cni: { confDir: string; binDirs: string[]; pluginTimeoutSeconds: number };
-  logging: { maxLineBytes: number; drainTimeoutSeconds: number };
+  logging: { maxLineBytes: number; maxBytesPerTurn: number; drainTimeoutSeconds: number };
   execSync: { maxOutputBytes: number };
   registry: { configPath: string; maxConcurrentDownloads: number; pullProgressTimeoutSeconds: number };
 }

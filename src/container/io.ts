@@ -23,7 +23,7 @@ export class FifoContainerIo implements ContainerIo {
   constructor(
     private readonly stateDir: string,
     private readonly logger: Logger,
-    private readonly settings: { maxLineBytes: number; drainTimeoutMs: number },
+    private readonly settings: { maxLineBytes: number; maxBytesPerTurn: number; drainTimeoutMs: number },
   ) {}
 
   private fifoDir(): string {
@@ -48,6 +48,7 @@ export class FifoContainerIo implements ContainerIo {
           sources,
           logger: this.logger.child({ containerId: record.id }),
           maxLineBytes: this.settings.maxLineBytes,
+          maxBytesPerTurn: this.settings.maxBytesPerTurn,
         });
       } catch (err) {
         await io.close();
