@@ -52,10 +52,44 @@ interface QueuedWrite {
   done?: () => void;
 }
 
-/** Emits 'drain' when the queue falls back under the high-water mark after write() returned false. */
 /** Batches up to this size are appended synchronously (see kick). */
 const SYNC_WRITE_MAX = 64 * 1024;
 
+/**
+ * When synchronous appends are safe. An append to the page cache takes
+ * microseconds, but once the kernel throttles writers (dirty pages over the
+ * limit, a disk that cannot keep up) one write(2) can sleep for up to 200 ms,
+ * and a synchronous one would stall every CRI call and every other
+ * container's log with it. A sync append slower than `slowMs` therefore moves
+ * all files to thread-pool writes for `backoffMs`; the disk is shared, so the
+ * decision is process-wide.
+ */
+export class SyncWritePolicy {
+  private pausedUntil = 0;
+  /** How many times sync appends were switched off; each is one log line. */
+  slowEpisodes = 0;
+
+  constructor(
+    readonly slowMs = 5,
+    readonly backoffMs = 1000,
+  ) {}
+
+  allows(nowMs: number): boolean {
+    return nowMs >= this.pausedUntil;
+  }
+
+  /** Records how long one sync append took; true when that was too long and sync appends are now off. */
+  record(elapsedMs: number, nowMs: number): boolean {
+    if (elapsedMs <= this.slowMs) return false;
+    this.pausedUntil = nowMs + this.backoffMs;
+    this.slowEpisodes++;
+    return true;
+  }
+}
+
+const syncWrites = new SyncWritePolicy();
+
+/** Emits 'drain' when the queue falls back under the high-water mark after write() returned false. */
 export class AppendFile extends EventEmitter {
   readonly path: string;
   private fd: number;
@@ -191,7 +225,8 @@ export class AppendFile extends EventEmitter {
       size += it.size;
     }
     this.writing = true;
-    if (size <= SYNC_WRITE_MAX) {
+    const start = performance.now();
+    if (size <= SYNC_WRITE_MAX && syncWrites.allows(start)) {
       // Small batches are written at once, in the same turn as the read that produced them: bytes
       // read from a container's pipe are gone from it, so an adapter killed between the read and a
       // thread-pool write would lose them (seen in the crash test). A small append to the page
@@ -202,6 +237,14 @@ export class AppendFile extends EventEmitter {
         written = fs.writevSync(this.fd, bufs);
       } catch (e) {
         err = e as NodeJS.ErrnoException;
+      }
+      const end = performance.now();
+      if (syncWrites.record(end - start, end)) {
+        this.opts.logger.warn('a log append blocked; writing container logs from the thread pool for a while', {
+          path: this.path,
+          blockedMs: Math.round(end - start),
+          backoffMs: syncWrites.backoffMs,
+        });
       }
       process.nextTick(() => this.afterWrite(items, size, err, written));
       return;

@@ -3,7 +3,8 @@
  * (read back and parsed as the kubelet parses them), log rotation with
  * ReopenContainerLog, logs across an adapter crash, and ExecSync.
  */
-import { readdirSync, readFileSync, renameSync, existsSync, mkdtempSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { ContainerConfig, ContainerStatusRequest, DeepPartial, CreateContainerRequest, PodSandboxConfig, PullImageRequest, RunPodSandboxRequest } from '../../src/gen/runtime/v1/api';
 import { loadHarnessEnv } from '../harness/env';
@@ -135,6 +136,91 @@ describe('CRI log files', () => {
     // ReopenContainerLog is for running containers only
     const err = (await adapter.client.runtime.reopenContainerLog({ containerId }).catch((e: unknown) => e)) as CriCallError;
     expect(err.code).toBe(9 /* FAILED_PRECONDITION */);
+  });
+
+  it("are not held up by another container's flood, and CRI calls still answer", async () => {
+    // Two containers print as fast as they can; a third prints the kernel's
+    // uptime every 20 ms. The CRI timestamp the adapter gives each quiet line,
+    // minus the moment the line was printed, is how long the floods delayed it.
+    // The floods get a tenth of a CPU each (still tens of MB/s of log apiece) so that, on a 2-core machine, what
+    // is measured is the adapter's scheduling of its work, not the kernel's.
+    const cpuLimited = { linux: { resources: { cpuPeriod: 100_000n, cpuQuota: 10_000n } } };
+    const line = 'f'.repeat(100);
+    const floods = [await runContainer(['yes', line], cpuLimited), await runContainer(['yes', line], cpuLimited)];
+    const quiet = await runContainer(['sh', '-c', 'while true; do read up idle < /proc/uptime; echo "$up"; usleep 20000; done']);
+    const callMs: number[] = [];
+    const until = Date.now() + 3000;
+    while (Date.now() < until) {
+      const t0 = performance.now();
+      await adapter.client.runtime.listContainers({});
+      callMs.push(performance.now() - t0);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Boot time on the wall clock, to place /proc/uptime's instants (10 ms resolution).
+    const [uptime] = readFileSync('/proc/uptime', 'utf8').split(' ');
+    const bootNs = BigInt(Date.now()) * 1_000_000n - BigInt(Math.round(Number(uptime) * 1e9));
+    for (const c of [...floods, quiet]) await adapter.client.runtime.stopContainer({ containerId: c.containerId, timeout: 0n });
+    const floodBytes = floods.reduce((n, f) => n + statSync(f.logFile).size, 0);
+    for (const c of floods) {
+      await adapter.client.runtime.removeContainer({ containerId: c.containerId });
+      rmSync(c.logFile, { force: true });
+    }
+    const delaysMs = parseLog(quiet.logFile)
+      .filter((r) => /^\d+\.\d\d$/.test(r.content))
+      .map((r) => Number(r.ns - bootNs - BigInt(Math.round(Number(r.content) * 1e9))) / 1e6)
+      .sort((a, b) => a - b);
+    const p = (q: number) => delaysMs[Math.min(delaysMs.length - 1, Math.floor(delaysMs.length * q))]!;
+    callMs.sort((a, b) => a - b);
+    process.stdout.write(
+      `quiet log line delay under 2 floods (${(floodBytes / 3 / 1048576).toFixed(0)} MB/s of flood log): ` +
+        `p50 ${p(0.5).toFixed(1)} ms, p99 ${p(0.99).toFixed(1)} ms, max ${delaysMs[delaysMs.length - 1]!.toFixed(1)} ms over ` +
+        `${delaysMs.length} lines; ListContainers max ${callMs[callMs.length - 1]!.toFixed(1)} ms\n`,
+    );
+    expect(floodBytes).toBeGreaterThan(10 * 1048576);
+    expect(delaysMs.length).toBeGreaterThan(50);
+    expect(p(0.5)).toBeLessThan(30);
+    expect(p(0.99)).toBeLessThan(200);
+    expect(callMs[callMs.length - 1]!).toBeLessThan(500);
+  });
+
+  it('cost only log lines when the disk is full: the container runs to its end and the adapter stays up', async () => {
+    const disk = mkdtempSync('/tmp/cri-adapter-fulldisk-');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', disk]);
+    try {
+      const config = PodSandboxConfig.fromPartial({ metadata: { name: 'fulldisk', namespace: 'it', uid: 'fulldisk-1' }, logDirectory: disk, linux: {} });
+      const { podSandboxId } = await adapter.client.runtime.runPodSandbox(RunPodSandboxRequest.fromPartial({ config }));
+      try {
+        // 2 MB of output into a 256 KiB disk, then an exit code that shows the script got to its end.
+        const { containerId } = await adapter.client.runtime.createContainer(
+          CreateContainerRequest.fromPartial({
+            podSandboxId,
+            sandboxConfig: config,
+            config: {
+              metadata: { name: 'writer' },
+              image: { image: h.images.busybox },
+              command: ['sh', '-c', 'yes 0123456789012345678901234567890123456789 | head -c 2000000; exit 3'],
+              logPath: 'writer.log',
+              linux: {},
+            },
+          }),
+        );
+        await adapter.client.runtime.startContainer({ containerId });
+        const st = await waitFor('the writer to exit', async () => {
+          const s = await state(containerId);
+          return s.state === 2 ? s : undefined;
+        });
+        expect(st.exitCode).toBe(3);
+        const size = statSync(path.join(disk, 'writer.log')).size;
+        expect(size).toBeGreaterThan(0);
+        expect(size).toBeLessThanOrEqual(256 * 1024);
+        expect((await adapter.client.runtime.version({})).runtimeName).toBe('cri-adapter');
+      } finally {
+        await adapter.client.runtime.removePodSandbox({ podSandboxId }).catch(() => undefined);
+      }
+    } finally {
+      execFileSync('umount', ['-l', disk]);
+      rmSync(disk, { recursive: true, force: true });
+    }
   });
 
   it('keep every line across an adapter crash and restart', async () => {
