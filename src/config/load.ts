@@ -1,5 +1,5 @@
 import convict from 'convict';
-import { schema, RuntimeMap } from './schema';
+import { checkRuntimeMap, schema, RuntimeMap } from './schema';
 import { envName, flagName } from './naming';
 
 export interface AdapterConfig {
@@ -78,6 +78,11 @@ function checkFlags(argv: string[]): void {
 }
 
 function checkConsistency(cfg: AdapterConfig): void {
+  try {
+    checkRuntimeMap(cfg.runtimes);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
   if (!(cfg.defaultRuntime in cfg.runtimes)) {
     throw new ConfigError(
       `defaultRuntime: "${cfg.defaultRuntime}" is not one of the configured runtimes (${Object.keys(cfg.runtimes).join(', ')})`,

@@ -20,37 +20,36 @@ export type RuntimeMap = Record<string, RuntimeHandlerConfig>;
 
 const RUNTIME_KEYS = new Set(['type', 'root', 'systemdCgroup', 'binaryName']);
 
-convict.addFormat({
-  name: 'runtime-map',
-  validate(value: unknown) {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw new Error('must be an object mapping handler names to {type, root, systemdCgroup, binaryName}');
+/**
+ * Checks the runtimes map; run after loading. The setting is declared to
+ * convict as a plain Object because convict only takes a map-valued setting
+ * from a config file whole when its format is 'object' (with a custom format
+ * it walks into the map as if it were schema and fails on the handler names).
+ */
+export function checkRuntimeMap(value: unknown): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new Error('runtimes: must be an object mapping handler names to {type, root, systemdCgroup, binaryName}');
+  }
+  for (const [handler, entry] of Object.entries(value as Record<string, unknown>)) {
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(handler)) {
+      throw new Error(`runtimes: handler name "${handler}" must be alphanumeric with . _ -`);
     }
-    for (const [handler, entry] of Object.entries(value as Record<string, unknown>)) {
-      if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(handler)) {
-        throw new Error(`handler name "${handler}" must be alphanumeric with . _ -`);
-      }
-      if (typeof entry !== 'object' || entry === null) {
-        throw new Error(`runtimes.${handler} must be an object`);
-      }
-      for (const [k, v] of Object.entries(entry as Record<string, unknown>)) {
-        if (!RUNTIME_KEYS.has(k)) throw new Error(`runtimes.${handler}.${k} is not a known runtime option`);
-        if ((k === 'type' || k === 'root' || k === 'binaryName') && typeof v !== 'string') {
-          throw new Error(`runtimes.${handler}.${k} must be a string`);
-        }
-        if (k === 'systemdCgroup' && typeof v !== 'boolean') {
-          throw new Error(`runtimes.${handler}.${k} must be a boolean`);
-        }
-      }
-      const type = (entry as Record<string, unknown>).type;
-      if (typeof type !== 'string' || type === '') throw new Error(`runtimes.${handler}.type is required`);
+    if (typeof entry !== 'object' || entry === null) {
+      throw new Error(`runtimes.${handler} must be an object`);
     }
-  },
-  // Environment variables and flags carry the map as JSON.
-  coerce(value: unknown) {
-    return typeof value === 'string' ? JSON.parse(value) : value;
-  },
-});
+    for (const [k, v] of Object.entries(entry as Record<string, unknown>)) {
+      if (!RUNTIME_KEYS.has(k)) throw new Error(`runtimes.${handler}.${k} is not a known runtime option`);
+      if ((k === 'type' || k === 'root' || k === 'binaryName') && typeof v !== 'string') {
+        throw new Error(`runtimes.${handler}.${k} must be a string`);
+      }
+      if (k === 'systemdCgroup' && typeof v !== 'boolean') {
+        throw new Error(`runtimes.${handler}.${k} must be a boolean`);
+      }
+    }
+    const type = (entry as Record<string, unknown>).type;
+    if (typeof type !== 'string' || type === '') throw new Error(`runtimes.${handler}.type is required`);
+  }
+}
 
 convict.addFormat({
   name: 'string-list',
@@ -136,8 +135,10 @@ export const schema = {
     },
   },
   runtimes: {
-    doc: 'Map of CRI runtime handler name to {type, root, systemdCgroup, binaryName}.',
-    format: 'runtime-map',
+    doc:
+      'Map of CRI runtime handler name to {type, root, systemdCgroup, binaryName}. Handlers in a config file are ' +
+      'added to the default runc handler (and may redefine it); a flag or environment variable (JSON) replaces the map.',
+    format: Object,
     default: { runc: { type: 'io.containerd.runc.v2' } } as RuntimeMap,
   },
   defaultRuntime: {

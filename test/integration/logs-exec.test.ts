@@ -11,6 +11,7 @@ import { loadHarnessEnv } from '../harness/env';
 import type { AdapterProcess } from '../support/adapter-process';
 import { CriCallError } from '../support/cri-client';
 import { startHarnessAdapter } from '../support/harness-adapter';
+import { bootWallNs, uptimeLineDelaysMs, uptimePrinter } from '../support/log-delay';
 
 const h = loadHarnessEnv();
 const NS = 'cri-adapter-it-logs';
@@ -147,7 +148,7 @@ describe('CRI log files', () => {
     const cpuLimited = { linux: { resources: { cpuPeriod: 100_000n, cpuQuota: 10_000n } } };
     const line = 'f'.repeat(100);
     const floods = [await runContainer(['yes', line], cpuLimited), await runContainer(['yes', line], cpuLimited)];
-    const quiet = await runContainer(['sh', '-c', 'while true; do read up idle < /proc/uptime; echo "$up"; usleep 20000; done']);
+    const quiet = await runContainer(uptimePrinter(20));
     const callMs: number[] = [];
     const until = Date.now() + 3000;
     while (Date.now() < until) {
@@ -156,19 +157,14 @@ describe('CRI log files', () => {
       callMs.push(performance.now() - t0);
       await new Promise((r) => setTimeout(r, 50));
     }
-    // Boot time on the wall clock, to place /proc/uptime's instants (10 ms resolution).
-    const [uptime] = readFileSync('/proc/uptime', 'utf8').split(' ');
-    const bootNs = BigInt(Date.now()) * 1_000_000n - BigInt(Math.round(Number(uptime) * 1e9));
+    const bootNs = bootWallNs();
     for (const c of [...floods, quiet]) await adapter.client.runtime.stopContainer({ containerId: c.containerId, timeout: 0n });
     const floodBytes = floods.reduce((n, f) => n + statSync(f.logFile).size, 0);
     for (const c of floods) {
       await adapter.client.runtime.removeContainer({ containerId: c.containerId });
       rmSync(c.logFile, { force: true });
     }
-    const delaysMs = parseLog(quiet.logFile)
-      .filter((r) => /^\d+\.\d\d$/.test(r.content))
-      .map((r) => Number(r.ns - bootNs - BigInt(Math.round(Number(r.content) * 1e9))) / 1e6)
-      .sort((a, b) => a - b);
+    const delaysMs = uptimeLineDelaysMs(quiet.logFile, bootNs);
     const p = (q: number) => delaysMs[Math.min(delaysMs.length - 1, Math.floor(delaysMs.length * q))]!;
     callMs.sort((a, b) => a - b);
     process.stdout.write(

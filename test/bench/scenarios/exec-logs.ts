@@ -4,11 +4,14 @@ import { performance } from 'node:perf_hooks';
 import {
   ContainerStatusRequest,
   CreateContainerRequest,
+  DeepPartial,
+  LinuxContainerConfig,
   PodSandboxConfig,
   PullImageRequest,
   RunPodSandboxRequest,
 } from '../../../src/gen/runtime/v1/api';
 import type { CriClient } from '../../support/cri-client';
+import { bootWallNs, uptimeLineDelaysMs, uptimePrinter } from '../../support/log-delay';
 import { compare, summarize } from '../measure';
 import type { BenchContext, BenchRow, Scenario } from '../types';
 
@@ -47,13 +50,18 @@ async function setUp(name: string, client: CriClient, image: string, pid: number
   return { name, client, pod: podSandboxId, podConfig, logDir, pid };
 }
 
-async function startContainer(rt: Runtime, image: string, command: string[]): Promise<{ id: string; log: string }> {
+async function startContainer(
+  rt: Runtime,
+  image: string,
+  command: string[],
+  linux: DeepPartial<LinuxContainerConfig> = {},
+): Promise<{ id: string; log: string }> {
   const name = `c${seq++}`;
   const { containerId } = await rt.client.runtime.createContainer(
     CreateContainerRequest.fromPartial({
       podSandboxId: rt.pod,
       sandboxConfig: rt.podConfig,
-      config: { metadata: { name }, image: { image }, command, logPath: `${name}.log`, linux: {} },
+      config: { metadata: { name }, image: { image }, command, logPath: `${name}.log`, linux },
     }),
   );
   await rt.client.runtime.startContainer({ containerId });
@@ -87,6 +95,30 @@ async function logRound(rt: Runtime, image: string, containers: number): Promise
   const cpu = cpuSeconds(rt.pid) - cpu0;
   await Promise.all(started.map((c) => rt.client.runtime.removeContainer({ containerId: c.id })));
   return { ms, bytes, cpu };
+}
+
+const FLOODS = 2;
+const FLOOD_SECONDS = 4;
+
+/**
+ * A quiet container's log line delays (ms) while FLOODS containers print as
+ * fast as a quarter CPU each lets them, and the flood's CRI log MB/s.
+ */
+async function quietDelayRound(rt: Runtime, image: string): Promise<{ delays: number[]; floodMBps: number }> {
+  const quarterCpu = { resources: { cpuPeriod: 100_000n, cpuQuota: 25_000n } };
+  const floods = await Promise.all(Array.from({ length: FLOODS }, () => startContainer(rt, image, ['yes', LINE], quarterCpu)));
+  const quiet = await startContainer(rt, image, uptimePrinter(20));
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, FLOOD_SECONDS * 1000));
+  const bootNs = bootWallNs();
+  const all = [...floods, quiet];
+  await Promise.all(all.map((c) => rt.client.runtime.stopContainer({ containerId: c.id, timeout: 0n })));
+  const seconds = (performance.now() - t0) / 1000;
+  const floodBytes = floods.reduce((n, c) => n + statSync(c.log).size, 0);
+  const delays = uptimeLineDelaysMs(quiet.log, bootNs);
+  await Promise.all(all.map((c) => rt.client.runtime.removeContainer({ containerId: c.id })));
+  for (const c of all) rmSync(c.log, { force: true });
+  return { delays, floodMBps: floodBytes / 1e6 / seconds };
 }
 
 function containerdPid(address: string): number {
@@ -140,6 +172,24 @@ export const execLogs: Scenario = {
           note: `CRI log MB/s: adapter ${rate(res.adapter!)}, plugin ${rate(res.plugin!)}; CPU % of one core: adapter process ${cpuShare(res.adapter!)}, containerd ${cpuShare(res.plugin!)}`,
         });
       }
+
+      const quiet: Record<string, { delays: number[]; mbps: number[] }> = { adapter: { delays: [], mbps: [] }, plugin: { delays: [], mbps: [] } };
+      for (let i = 0; i < 2; i++) {
+        for (const rt of [ours, theirs]) {
+          const r = await quietDelayRound(rt, image);
+          quiet[rt.name]!.delays.push(...r.delays);
+          quiet[rt.name]!.mbps.push(r.floodMBps);
+        }
+      }
+      const mean = (xs: number[]) => (xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(0);
+      rows.push({
+        scenario: `Quiet container's log line delay next to ${FLOODS} floods`,
+        subject: 'cri-adapter',
+        reference: "containerd's CRI plugin",
+        subjectSample: summarize(quiet.adapter!.delays),
+        referenceSample: summarize(quiet.plugin!.delays),
+        note: `ms from printing a line to the runtime's timestamp on it (10 ms resolution); flood CRI log MB/s: adapter ${mean(quiet.adapter!.mbps)}, plugin ${mean(quiet.plugin!.mbps)}`,
+      });
     } finally {
       await ours.client.runtime.removePodSandbox({ podSandboxId: ours.pod }).catch(() => undefined);
       await theirs.client.runtime.stopPodSandbox({ podSandboxId: theirs.pod }).catch(() => undefined);

@@ -84,4 +84,23 @@ describe('loadConfig', () => {
     }
     expect(text).toContain('"/run/cri-adapter/cri-adapter.sock"');
   });
+
+  it('loads deploy/config.example.json as it ships', () => {
+    const cfg = loadConfig(['--config', path.join(__dirname, '../../../deploy/config.example.json')], {});
+    expect(cfg.logging.maxBytesPerTurn).toBe(65536);
+    expect(cfg.registry.configPath).toBe('/etc/cri-adapter/certs.d');
+    expect(cfg.runtimes.runc).toEqual({ type: 'io.containerd.runc.v2', root: '/run/cri-adapter/runc' });
+  });
+
+  it('takes runtime handlers from a file, added to the default runc handler, and checks them', () => {
+    const cfg = loadConfig(['--config', tempFile({ runtimes: { fast: { type: 'io.containerd.runc.v2', root: '/run/fast' } } })], {});
+    expect(cfg.runtimes).toEqual({ runc: { type: 'io.containerd.runc.v2' }, fast: { type: 'io.containerd.runc.v2', root: '/run/fast' } });
+    expect(() => loadConfig(['--config', tempFile({ runtimes: { fast: { type: 'x', color: 'red' } } })], {})).toThrow(/runtimes\.fast\.color/);
+    expect(() => loadConfig(['--config', tempFile({ runtimes: [] })], {})).toThrow(/runtimes/);
+  });
+
+  it('refuses a log turn budget or line size of zero, naming the key', () => {
+    expect(() => loadConfig(['--logging-max-bytes-per-turn', '0'], {})).toThrow(/logging\.maxBytesPerTurn/);
+    expect(() => loadConfig([], { CRI_ADAPTER_LOGGING_MAX_LINE_BYTES: '0' })).toThrow(/logging\.maxLineBytes/);
+  });
 });
