@@ -10,6 +10,7 @@ import { RegistryClient } from './image/registry';
 import type { Logger } from './log/logger';
 import { EventMonitor } from './events/monitor';
 import { probeNodeEnvironment } from './runtime/node-environment';
+import { StatsService } from './stats/service';
 import { SandboxService } from './sandbox/service';
 import { ContainerService } from './container/service';
 import { FifoContainerIo } from './container/io';
@@ -106,6 +107,12 @@ export class Daemon {
         drainTimeoutMs: config.logging.drainTimeoutSeconds * 1000,
       }),
     });
+    const stats = new StatsService({
+      conn: this.containerd,
+      snapshotter: config.snapshotter,
+      snapshotterMountpoint: async (call) => (await images.snapshotterLocation(call)).mountpoint,
+      logger,
+    });
     this.events = new EventMonitor(this.containerd, logger);
     sandboxes.watch(this.events);
     containers.watch(this.events);
@@ -133,6 +140,7 @@ export class Daemon {
         images,
         sandboxes,
         containers,
+        stats,
         logger,
         adapterVersion: this.adapterVersion,
         recovered: () => this.recoveredFlag,

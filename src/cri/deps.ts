@@ -5,6 +5,7 @@ import type { ImageService } from '../image/service';
 import type { CniConfigWatcher } from '../network/cni-config';
 import type { SandboxService } from '../sandbox/service';
 import type { ContainerService } from '../container/service';
+import type { StatsService } from '../stats/service';
 
 /** What the CRI layer needs from the domain below it. */
 export interface CriDeps {
@@ -14,6 +15,7 @@ export interface CriDeps {
   images: ImageService;
   sandboxes: SandboxService;
   containers: ContainerService;
+  stats: StatsService;
   logger: Logger;
   /** False until the daemon has rebuilt its state from containerd; calls that need that state wait for it. */
   recovered(): boolean;

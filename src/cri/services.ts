@@ -10,6 +10,7 @@ import { listContainersHandler, streamContainersHandler } from './container-list
 import { removeContainerHandler } from './container-remove';
 import { reopenContainerLogHandler } from './container-reopen-log';
 import { startContainerHandler } from './container-start';
+import { containerStatsHandler, listContainerStatsHandler, streamContainerStatsHandler } from './container-stats';
 import { containerStatusHandler } from './container-status';
 import { stopContainerHandler } from './container-stop';
 import { updateContainerResourcesHandler } from './container-update';
@@ -24,6 +25,7 @@ import { listPodSandboxHandler, streamPodSandboxesHandler } from './sandbox-list
 import { removePodSandboxHandler } from './sandbox-remove';
 import { runPodSandboxHandler } from './sandbox-run';
 import { podSandboxStatusHandler } from './sandbox-status';
+import { listPodSandboxStatsHandler, podSandboxStatsHandler, streamPodSandboxStatsHandler } from './sandbox-stats';
 import { stopPodSandboxHandler } from './sandbox-stop';
 import { updatePodSandboxResourcesHandler } from './sandbox-update-resources';
 import { statusHandler } from './status';
@@ -57,6 +59,12 @@ export function runtimeHandlers(deps: CriDeps): HandlerTable<RuntimeServiceServe
     reopenContainerLog: reopenContainerLogHandler(deps),
     getContainerEvents: getContainerEventsHandler(deps),
     execSync: execSyncHandler(deps),
+    containerStats: containerStatsHandler(deps),
+    listContainerStats: listContainerStatsHandler(deps),
+    streamContainerStats: streamContainerStatsHandler(deps),
+    podSandboxStats: podSandboxStatsHandler(deps),
+    listPodSandboxStats: listPodSandboxStatsHandler(deps),
+    streamPodSandboxStats: streamPodSandboxStatsHandler(deps),
   };
 }
 

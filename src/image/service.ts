@@ -231,14 +231,30 @@ export class ImageService {
   }
 
   private async measureUsage(ctx: CallContext): Promise<FsUsage> {
-    const { plugins } = await this.conn.introspection.plugins(
-      { filters: [`type==io.containerd.snapshotter.v1,id==${this.settings.snapshotter}`] },
-      ctx,
-    );
-    const root = plugins[0]?.exports?.root;
-    if (!root) throw new NotFoundError(`containerd reports no root directory for snapshotter ${this.settings.snapshotter}`);
+    const { root, mountpoint } = await this.snapshotterLocation(ctx);
     const used = await directoryUsage(root);
-    return { mountpoint: mountpointOf(root), usedBytes: used.bytes, inodesUsed: used.inodes, timestamp: BigInt(Date.now()) * 1_000_000n };
+    return { mountpoint, usedBytes: used.bytes, inodesUsed: used.inodes, timestamp: BigInt(Date.now()) * 1_000_000n };
+  }
+
+  private locationMemo: Promise<{ root: string; mountpoint: string }> | undefined;
+
+  /**
+   * Where the snapshotter keeps images and containers' writable layers, and
+   * the mount that holds it: the filesystem ID the kubelet matches image and
+   * container filesystem stats by. Asked of containerd once.
+   */
+  snapshotterLocation(ctx: CallContext): Promise<{ root: string; mountpoint: string }> {
+    this.locationMemo ??= (async () => {
+      const { plugins } = await this.conn.introspection.plugins(
+        { filters: [`type==io.containerd.snapshotter.v1,id==${this.settings.snapshotter}`] },
+        ctx,
+      );
+      const root = plugins[0]?.exports?.root;
+      if (!root) throw new NotFoundError(`containerd reports no root directory for snapshotter ${this.settings.snapshotter}`);
+      return { root, mountpoint: mountpointOf(root) };
+    })();
+    this.locationMemo.catch(() => (this.locationMemo = undefined));
+    return this.locationMemo;
   }
 }
 

@@ -1,0 +1,157 @@
+/**
+ * Resource usage of containers and pods, gathered from containerd (task
+ * metrics: the cgroup as the shim reads it; snapshot usage: the writable
+ * layer) and from the pod's network namespace.
+ *
+ * Pod CPU and memory are the sum of the pod's running tasks (the sandbox's
+ * pause process and every running container), not a read of the pod's parent
+ * cgroup: that works the same with either cgroup driver and version, at the
+ * price that CPU time of containers that already exited drops out of the
+ * pod's figure.
+ */
+import type { CallContext } from '../containerd/call';
+import type { ContainerdConnection } from '../containerd/connection';
+import { NotFoundError } from '../errors';
+import type { ContainerRecord } from '../container/model';
+import type { Logger } from '../log/logger';
+import type { SandboxRecord } from '../sandbox/model';
+import { CpuRateTracker, decodeTaskMetric, sumSamples, TaskSample } from './cgroup-metrics';
+import { InterfaceCounters, readNetDev } from './net-dev';
+
+export interface LayerUsage {
+  timestampNs: bigint;
+  mountpoint: string;
+  usedBytes: bigint;
+  inodesUsed: bigint;
+}
+
+export interface ContainerUsage {
+  record: ContainerRecord;
+  /** undefined when the container has no running task. */
+  sample?: TaskSample;
+  nanoCores?: bigint;
+  writableLayer?: LayerUsage;
+}
+
+export interface SandboxUsage {
+  record: SandboxRecord;
+  sample?: TaskSample;
+  nanoCores?: bigint;
+  network?: { timestampNs: bigint; interfaces: InterfaceCounters[] };
+  containers: ContainerUsage[];
+}
+
+export interface StatsServiceDeps {
+  conn: ContainerdConnection;
+  snapshotter: string;
+  /** The mount holding the snapshotter's directory (the kubelet's filesystem ID for writable layers). */
+  snapshotterMountpoint(call: CallContext): Promise<string>;
+  logger: Logger;
+}
+
+/**
+ * containerd computes a writable layer's size by walking it, which costs
+ * time in proportion to its files; the kubelet asks every 10–15 s for every
+ * container. Sizes are kept this long, as containerd's plugin refreshes its
+ * own only every 10 s.
+ */
+const LAYER_USAGE_TTL_MS = 10_000;
+/** With more IDs than this, one unfiltered Metrics call is cheaper than a filter per ID. */
+const MAX_ID_FILTERS = 32;
+
+const nowNs = (): bigint => BigInt(Date.now()) * 1_000_000n;
+
+export class StatsService {
+  private readonly cpuRates = new CpuRateTracker();
+  private readonly layerUsage = new Map<string, { at: number; value: Promise<LayerUsage | undefined> }>();
+
+  constructor(private readonly deps: StatsServiceDeps) {}
+
+  /** Stats of the given containers; task figures only for those with a running task. */
+  async containers(records: readonly ContainerRecord[], call: CallContext): Promise<ContainerUsage[]> {
+    const running = records.filter((r) => r.state === 'running').map((r) => r.id);
+    const [samples, layers] = await Promise.all([
+      this.taskSamples(running, call),
+      Promise.all(records.map((r) => this.writableLayer(r.id, call))),
+    ]);
+    return records.map((record, i) => {
+      const sample = samples.get(record.id);
+      return { record, sample, nanoCores: sample && this.cpuRates.rate(record.id, sample), writableLayer: layers[i] };
+    });
+  }
+
+  /** Stats of the given pods and of their containers. */
+  async sandboxes(
+    sandboxes: readonly SandboxRecord[],
+    containersOf: (sandboxId: string) => ContainerRecord[],
+    call: CallContext,
+  ): Promise<SandboxUsage[]> {
+    const members = sandboxes.map((s) => containersOf(s.id));
+    const sandboxTasks = sandboxes.filter((s) => s.state === 'ready').map((s) => s.id);
+    const [sandboxSamples, containerStats, networks] = await Promise.all([
+      this.taskSamples(sandboxTasks, call),
+      this.containers(members.flat(), call),
+      Promise.all(sandboxes.map((s) => this.network(s))),
+    ]);
+    const byContainer = new Map(containerStats.map((c) => [c.record.id, c]));
+    return sandboxes.map((record, i) => {
+      const containers = members[i]!.map((c) => byContainer.get(c.id)!);
+      const taskSamples = [sandboxSamples.get(record.id), ...containers.map((c) => c.sample)].filter(
+        (s): s is TaskSample => s !== undefined,
+      );
+      const sample = sumSamples(record.id, taskSamples);
+      return {
+        record,
+        sample,
+        nanoCores: sample && this.cpuRates.rate(`pod:${record.id}`, sample),
+        network: networks[i],
+        containers: containers.filter((c) => c.record.state === 'running'),
+      };
+    });
+  }
+
+  /** Drops remembered samples of containers and pods that no longer exist. */
+  forgetAllBut(liveIds: ReadonlySet<string>): void {
+    this.cpuRates.prune((key) => liveIds.has(key.startsWith('pod:') ? key.slice(4) : key));
+    for (const id of this.layerUsage.keys()) if (!liveIds.has(id)) this.layerUsage.delete(id);
+  }
+
+  private async taskSamples(ids: readonly string[], call: CallContext): Promise<Map<string, TaskSample>> {
+    const out = new Map<string, TaskSample>();
+    if (ids.length === 0) return out;
+    const filters = ids.length <= MAX_ID_FILTERS ? ids.map((id) => `id==${id}`) : [];
+    const { metrics } = await this.deps.conn.tasks.metrics({ filters }, call);
+    const wanted = new Set(ids);
+    for (const m of metrics) {
+      if (!wanted.has(m.id)) continue;
+      const sample = decodeTaskMetric(m);
+      if (sample) out.set(m.id, sample);
+      else this.deps.logger.debug('task metrics of an unknown kind', { containerId: m.id, typeUrl: m.data?.typeUrl });
+    }
+    return out;
+  }
+
+  private writableLayer(id: string, call: CallContext): Promise<LayerUsage | undefined> {
+    const cached = this.layerUsage.get(id);
+    if (cached && Date.now() - cached.at < LAYER_USAGE_TTL_MS) return cached.value;
+    const value = (async () => {
+      const [mountpoint, usage] = await Promise.all([
+        this.deps.snapshotterMountpoint(call),
+        this.deps.conn.snapshots.usage({ snapshotter: this.deps.snapshotter, key: id }, call),
+      ]);
+      return { timestampNs: nowNs(), mountpoint, usedBytes: usage.size, inodesUsed: usage.inodes };
+    })().catch((err: unknown) => {
+      this.layerUsage.delete(id);
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    });
+    this.layerUsage.set(id, { at: Date.now(), value });
+    return value;
+  }
+
+  private async network(sandbox: SandboxRecord): Promise<SandboxUsage['network']> {
+    if (sandbox.state !== 'ready' || !sandbox.netnsPath) return undefined;
+    const interfaces = await readNetDev(sandbox.pid);
+    return interfaces && { timestampNs: nowNs(), interfaces };
+  }
+}

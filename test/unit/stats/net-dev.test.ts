@@ -1,0 +1,28 @@
+import { parseNetDev, readNetDev } from '../../../src/stats/net-dev';
+
+const SAMPLE = `Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:    1234      10    0    0    0     0          0         0     1234      10    0    0    0     0       0          0
+  eth0: 9876543     321    2    0    0     0          0         0   123456     210    1    0    0     0       0          0
+veth-x:       5       1    0    0    0     0          0         0        6       1    0    0    0     0       0          0
+`;
+
+describe('parseNetDev', () => {
+  it('reads bytes and errors per interface, leaving out loopback', () => {
+    expect(parseNetDev(SAMPLE)).toEqual([
+      { name: 'eth0', rxBytes: 9876543n, rxErrors: 2n, txBytes: 123456n, txErrors: 1n },
+      { name: 'veth-x', rxBytes: 5n, rxErrors: 0n, txBytes: 6n, txErrors: 0n },
+    ]);
+  });
+
+  it('skips malformed lines instead of failing', () => {
+    expect(parseNetDev(`h1\nh2\neth0: 1 2 3\nbogus line\n  eth1: x 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n`)).toEqual([]);
+  });
+
+  it('reads this process\'s own namespace through /proc, and gives undefined for a process that is gone', async () => {
+    const own = await readNetDev(process.pid);
+    expect(Array.isArray(own)).toBe(true);
+    expect(await readNetDev(0)).toBeUndefined();
+    expect(await readNetDev(2 ** 22 + 1)).toBeUndefined();
+  });
+});
