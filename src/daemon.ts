@@ -11,6 +11,7 @@ import type { Logger } from './log/logger';
 import { EventMonitor } from './events/monitor';
 import { probeNodeEnvironment } from './runtime/node-environment';
 import { StatsService } from './stats/service';
+import { StreamingService } from './streaming/service';
 import { SandboxService } from './sandbox/service';
 import { ContainerService } from './container/service';
 import { FifoContainerIo } from './container/io';
@@ -33,6 +34,7 @@ export class Daemon {
   private registry: RegistryClient | undefined;
   private recoveredFlag = false;
   private events: EventMonitor | undefined;
+  private streaming: StreamingService | undefined;
 
   constructor(
     private readonly config: AdapterConfig,
@@ -113,6 +115,8 @@ export class Daemon {
       snapshotterMountpoint: async (call) => (await images.snapshotterLocation(call)).mountpoint,
       logger,
     });
+    this.streaming = new StreamingService({ ...config.streaming, containers, sandboxes, logger });
+    await this.streaming.start();
     this.events = new EventMonitor(this.containerd, logger);
     sandboxes.watch(this.events);
     containers.watch(this.events);
@@ -141,6 +145,7 @@ export class Daemon {
         sandboxes,
         containers,
         stats,
+        streaming: this.streaming,
         logger,
         adapterVersion: this.adapterVersion,
         recovered: () => this.recoveredFlag,
@@ -172,6 +177,7 @@ export class Daemon {
     this.setPhase('draining');
     await this.server?.shutdown(this.config.shutdownGraceSeconds * 1000);
     this.drain.abort();
+    await this.streaming?.stop();
     this.cni?.stop();
     this.events?.stop();
     this.containerd?.close();

@@ -22,6 +22,7 @@ export interface AdapterConfig {
   sandboxImage: string;
   cni: { confDir: string; binDirs: string[]; pluginTimeoutSeconds: number };
   logging: { maxLineBytes: number; maxBytesPerTurn: number; drainTimeoutSeconds: number };
+  streaming: { address: string; port: number };
   execSync: { maxOutputBytes: number };
   registry: { configPath: string; maxConcurrentDownloads: number; pullProgressTimeoutSeconds: number };
 }

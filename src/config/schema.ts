@@ -198,6 +198,20 @@ export const schema = {
       default: 2,
     },
   },
+  streaming: {
+    address: {
+      doc:
+        'Address the streaming server (Exec, Attach, PortForward) listens on. The kubelet connects to it; keep it on ' +
+        'loopback unless clients elsewhere must reach it (it has no authentication of its own: URLs carry one-time tokens).',
+      format: String,
+      default: '127.0.0.1',
+    },
+    port: {
+      doc: 'Port of the streaming server; 0 picks a free one at each start (URLs are handed out per call).',
+      format: 'port',
+      default: 0,
+    },
+  },
   execSync: {
     maxOutputBytes: {
       doc: 'ExecSync keeps at most this many bytes of each of stdout and stderr (probe output is short; the rest is dropped).',

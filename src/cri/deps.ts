@@ -6,6 +6,7 @@ import type { CniConfigWatcher } from '../network/cni-config';
 import type { SandboxService } from '../sandbox/service';
 import type { ContainerService } from '../container/service';
 import type { StatsService } from '../stats/service';
+import type { StreamingService } from '../streaming/service';
 
 /** What the CRI layer needs from the domain below it. */
 export interface CriDeps {
@@ -16,6 +17,7 @@ export interface CriDeps {
   sandboxes: SandboxService;
   containers: ContainerService;
   stats: StatsService;
+  streaming: StreamingService;
   logger: Logger;
   /** False until the daemon has rebuilt its state from containerd; calls that need that state wait for it. */
   recovered(): boolean;

@@ -5,6 +5,7 @@ import { HandlerTable, implement } from './dispatch';
 import type { CriServer } from './server';
 import { createContainerHandler } from './container-create';
 import { getContainerEventsHandler } from './container-events';
+import { attachHandler, execHandler } from './container-exec';
 import { execSyncHandler } from './container-exec-sync';
 import { listContainersHandler, streamContainersHandler } from './container-list';
 import { removeContainerHandler } from './container-remove';
@@ -22,6 +23,7 @@ import { imageStatusHandler } from './image-status';
 import { runtimeConfigHandler } from './runtime-config';
 import { updateRuntimeConfigHandler } from './runtime-config-update';
 import { listPodSandboxHandler, streamPodSandboxesHandler } from './sandbox-list';
+import { portForwardHandler } from './sandbox-port-forward';
 import { removePodSandboxHandler } from './sandbox-remove';
 import { runPodSandboxHandler } from './sandbox-run';
 import { podSandboxStatusHandler } from './sandbox-status';
@@ -59,6 +61,9 @@ export function runtimeHandlers(deps: CriDeps): HandlerTable<RuntimeServiceServe
     reopenContainerLog: reopenContainerLogHandler(deps),
     getContainerEvents: getContainerEventsHandler(deps),
     execSync: execSyncHandler(deps),
+    exec: execHandler(deps),
+    attach: attachHandler(deps),
+    portForward: portForwardHandler(deps),
     containerStats: containerStatsHandler(deps),
     listContainerStats: listContainerStatsHandler(deps),
     streamContainerStats: streamContainerStatsHandler(deps),

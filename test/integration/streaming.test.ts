@@ -1,0 +1,211 @@
+/**
+ * Exec and PortForward through the adapter's streaming server: with the
+ * project's SPDY client (itself checked against containerd's CRI plugin in
+ * spdy-client.test.ts), and with the real kubectl where it is installed,
+ * going through a stand-in API server that passes the upgraded connection
+ * on as the kubelet does.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import * as net from 'node:net';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { CreateContainerRequest, PodSandboxConfig, PullImageRequest, RunPodSandboxRequest } from '../../src/gen/runtime/v1/api';
+import { loadHarnessEnv } from '../harness/env';
+import type { AdapterProcess } from '../support/adapter-process';
+import { CriCallError } from '../support/cri-client';
+import { FakeApiServer } from '../support/fake-apiserver';
+import { startHarnessAdapter } from '../support/harness-adapter';
+import { portForward, remoteCommand } from '../support/spdy-client';
+
+const run = promisify(execFile);
+const h = loadHarnessEnv();
+const NS = 'cri-adapter-it-streaming';
+const KUBECTL = ['/usr/bin/kubectl', '/usr/local/bin/kubectl'].find((p) => existsSync(p));
+
+let adapter: AdapterProcess;
+let adapterDir: string;
+let podId: string;
+let podConfig: PodSandboxConfig;
+let sleeper: string;
+let web: string;
+
+async function startContainer(name: string, command: string[]): Promise<string> {
+  const { containerId } = await adapter.client.runtime.createContainer(
+    CreateContainerRequest.fromPartial({
+      podSandboxId: podId,
+      sandboxConfig: podConfig,
+      config: { metadata: { name }, image: { image: h.images.busybox }, command, linux: {} },
+    }),
+  );
+  await adapter.client.runtime.startContainer({ containerId });
+  return containerId;
+}
+
+async function execUrl(cmd: string[], flags: { stdin?: boolean; stdout?: boolean; stderr?: boolean; tty?: boolean } = {}): Promise<string> {
+  const { url } = await adapter.client.runtime.exec({
+    containerId: sleeper,
+    cmd,
+    stdin: flags.stdin ?? false,
+    stdout: flags.stdout ?? true,
+    stderr: flags.stderr ?? !flags.tty,
+    tty: flags.tty ?? false,
+  });
+  return url;
+}
+
+/** Exec processes the shim still tracks for the sleeper (none once every exec is cleaned up). */
+function fifoCount(): number {
+  const dir = path.join(adapterDir, 'state', 'fifo');
+  return existsSync(dir) ? readdirSync(dir).filter((f) => f.includes('exec-')).length : 0;
+}
+
+beforeAll(async () => {
+  adapterDir = mkdtempSync('/tmp/cri-adapter-proc-');
+  adapter = await startHarnessAdapter(h, { namespace: NS, dir: adapterDir });
+  await adapter.client.image.pullImage(PullImageRequest.fromPartial({ image: { image: h.images.busybox } }));
+  podConfig = PodSandboxConfig.fromPartial({ metadata: { name: 'streaming', namespace: 'it', uid: 'streaming-1' }, linux: {} });
+  ({ podSandboxId: podId } = await adapter.client.runtime.runPodSandbox(RunPodSandboxRequest.fromPartial({ config: podConfig })));
+  sleeper = await startContainer('sleeper', ['sleep', '3600']);
+  web = await startContainer('web', ['sh', '-c', 'mkdir -p /www && echo hello-from-the-pod > /www/index.html && exec httpd -f -p 8080 -h /www']);
+});
+
+afterAll(async () => {
+  await adapter.client.runtime.stopPodSandbox({ podSandboxId: podId }).catch(() => undefined);
+  await adapter.client.runtime.removePodSandbox({ podSandboxId: podId }).catch(() => undefined);
+  await adapter.stop();
+});
+
+describe('Exec', () => {
+  it('streams stdout and stderr apart and reports the exit code (v4 status)', async () => {
+    const r = await remoteCommand(await execUrl(['sh', '-c', 'echo out; echo err >&2; exit 3']), { stdout: true, stderr: true });
+    expect(r.protocol).toBe('v4.channel.k8s.io');
+    expect(r.stdout.toString()).toBe('out\n');
+    expect(r.stderr.toString()).toBe('err\n');
+    expect(r.exitCode).toBe(3);
+    expect(r.status?.reason).toBe('NonZeroExitCode');
+    const ok = await remoteCommand(await execUrl(['true']), { stdout: true, stderr: true });
+    expect(ok.status).toEqual({ metadata: {}, status: 'Success' });
+    expect(ok.exitCode).toBe(0);
+  });
+
+  it('passes 1 MiB of stdin through and back, then ends stdin', async () => {
+    const input = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < input.length; i++) input[i] = (i * 7 + (i >> 10)) & 0xff;
+    const r = await remoteCommand(await execUrl(['cat'], { stdin: true }), { stdin: input, stdout: true, stderr: true, timeoutMs: 30_000 });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.equals(input)).toBe(true);
+  });
+
+  it('runs on a terminal when asked', async () => {
+    const r = await remoteCommand(await execUrl(['sh', '-c', 'tty; stty size'], { tty: true }), { stdout: true, tty: true });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.toString()).toMatch(/\/dev\/pts\/\d+/);
+  });
+
+  it('speaks the older protocols too', async () => {
+    const v1 = await remoteCommand(await execUrl(['sh', '-c', 'echo old; exit 2']), { stdout: true, stderr: true, protocols: ['channel.k8s.io'] });
+    expect(v1.protocol).toBe('channel.k8s.io');
+    expect(v1.stdout.toString()).toBe('old\n');
+    expect(v1.error).toMatch(/exit code 2/);
+  });
+
+  it('answers a missing command with 127 and the runtime message', async () => {
+    const r = await remoteCommand(await execUrl(['no-such-command']), { stdout: true, stderr: true });
+    expect(r.exitCode).toBe(127);
+    expect(r.status?.message).toMatch(/no-such-command/);
+  });
+
+  it('refuses bad requests, unknown containers and reused URLs', async () => {
+    const code = async (p: Promise<unknown>) => ((await p.catch((e: unknown) => e)) as CriCallError).code;
+    expect(await code(adapter.client.runtime.exec({ containerId: sleeper, cmd: [], stdin: false, stdout: true, stderr: false, tty: false }))).toBe(3);
+    expect(await code(adapter.client.runtime.exec({ containerId: sleeper, cmd: ['true'], stdin: false, stdout: false, stderr: false, tty: false }))).toBe(3);
+    expect(await code(adapter.client.runtime.exec({ containerId: sleeper, cmd: ['true'], stdin: false, stdout: true, stderr: true, tty: true }))).toBe(3);
+    expect(await code(adapter.client.runtime.exec({ containerId: 'nope', cmd: ['true'], stdin: false, stdout: true, stderr: false, tty: false }))).toBe(5);
+    const url = await execUrl(['true']);
+    await remoteCommand(url, { stdout: true, stderr: true });
+    await expect(remoteCommand(url, { stdout: true, stderr: true })).rejects.toThrow(/404/);
+  });
+
+  it('kills the process and cleans up when the client goes away', async () => {
+    const url = await execUrl(['sh', '-c', 'echo started; sleep 600']);
+    await expect(remoteCommand(url, { stdout: true, stderr: true, timeoutMs: 1500 })).rejects.toThrow();
+    for (let i = 0; i < 50 && fifoCount() > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(fifoCount()).toBe(0);
+    const ps = await remoteCommand(await execUrl(['ps', '-o', 'args']), { stdout: true, stderr: true });
+    expect(ps.stdout.toString()).not.toContain('sleep 600');
+  });
+});
+
+describe('PortForward', () => {
+  it('carries a TCP connection to a port inside the pod', async () => {
+    const { url } = await adapter.client.runtime.portForward({ podSandboxId: podId, port: [8080] });
+    const r = await portForward(url, 8080, Buffer.from('GET /index.html HTTP/1.0\r\n\r\n'), { timeoutMs: 10_000 });
+    expect(r.error).toBe('');
+    expect(r.data.toString()).toMatch(/^HTTP\/1\.[01] 200/);
+    expect(r.data.toString()).toContain('hello-from-the-pod');
+  });
+
+  it('reports a closed port on the error stream', async () => {
+    const { url } = await adapter.client.runtime.portForward({ podSandboxId: podId, port: [9] });
+    const r = await portForward(url, 9, Buffer.from('x'), { timeoutMs: 10_000 });
+    expect(r.error).toMatch(/connect/i);
+  });
+
+  it('refuses an unknown pod and a bad port', async () => {
+    const code = async (p: Promise<unknown>) => ((await p.catch((e: unknown) => e)) as CriCallError).code;
+    expect(await code(adapter.client.runtime.portForward({ podSandboxId: 'nope', port: [80] }))).toBe(5);
+    expect(await code(adapter.client.runtime.portForward({ podSandboxId: podId, port: [70000] }))).toBe(3);
+  });
+});
+
+(KUBECTL ? describe : describe.skip)('kubectl against the adapter (through a stand-in API server)', () => {
+  let api: FakeApiServer;
+  let server: string;
+  const kubectlEnv = { ...process.env, KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false', KUBECTL_PORT_FORWARD_WEBSOCKETS: 'false', HOME: '/tmp' };
+  const kubectl = (args: string[]) =>
+    run(KUBECTL!, ['--server', server, '--cache-dir', path.join(adapterDir, 'kcache'), ...args], { env: kubectlEnv, timeout: 30_000 });
+
+  beforeAll(async () => {
+    api = new FakeApiServer(adapter.client);
+    api.addPod({ namespace: 'it', name: 'streaming', podSandboxId: podId, containers: { sleeper, web } });
+    server = await api.start();
+  });
+  afterAll(() => api.stop());
+
+  it('kubectl exec prints the output and exits with the command\'s code', async () => {
+    const ok = await kubectl(['exec', '-v=8', '-n', 'it', 'streaming', '-c', 'sleeper', '--', 'sh', '-c', 'echo via-kubectl; echo oops >&2']).catch((e: { stderr?: string }) => {
+      process.stdout.write(String(e.stderr).slice(-4000));
+      throw e;
+    });
+    expect(ok.stdout).toBe('via-kubectl\n');
+    expect(ok.stderr).toContain('oops');
+    const failed = (await kubectl(['exec', '-n', 'it', 'streaming', '-c', 'sleeper', '--', 'sh', '-c', 'exit 7']).catch((e: unknown) => e)) as {
+      code: number;
+    };
+    expect(failed.code).toBe(7);
+    expect(api.criCalls).toContain('Exec ["sh","-c","exit 7"]');
+  });
+
+  it('kubectl port-forward serves the pod\'s port on a local one', async () => {
+    const local = await new Promise<number>((resolve) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const child = execFile(KUBECTL!, ['--server', server, '--cache-dir', path.join(adapterDir, 'kcache'), 'port-forward', '-n', 'it', 'pod/streaming', `${local}:8080`], {
+      env: kubectlEnv,
+    });
+    try {
+      let body = '';
+      for (let i = 0; i < 50 && !body.includes('hello-from-the-pod'); i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        body = await fetch(`http://127.0.0.1:${local}/index.html`).then((r) => r.text()).catch(() => '');
+      }
+      expect(body).toContain('hello-from-the-pod');
+    } finally {
+      child.kill();
+    }
+  });
+});
