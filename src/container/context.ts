@@ -29,6 +29,19 @@ export interface ContainerIo {
   reopen(id: string): Promise<void>;
   /** Reattaches to a running task's FIFOs after an adapter restart. */
   reattach(record: ContainerRecord): Promise<void>;
+  /** Attach: the running container's output as it comes, its stdin, and the end of its output. */
+  attach(id: string): AttachedIo | undefined;
+}
+
+export type OutputListener = (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+
+export interface AttachedIo {
+  /** Subscribes to output; returns the unsubscribe function. */
+  onOutput(listener: OutputListener): () => void;
+  /** The container's stdin FIFO, when it was created with stdin. */
+  stdin: NodeJS.WritableStream | null;
+  /** Resolves when the container's output has ended. */
+  ended: Promise<void>;
 }
 
 export type ContainerEventKind = 'created' | 'started' | 'stopped' | 'deleted';

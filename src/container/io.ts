@@ -3,12 +3,15 @@ import { FailedPreconditionError } from '../errors';
 import { CriLogWriter, TaskIo } from '../io';
 import type { LogSource } from '../io/cri-log';
 import type { Logger } from '../log/logger';
-import type { ContainerIo, TaskStdio } from './context';
+import type { AttachedIo, ContainerIo, OutputListener, TaskStdio } from './context';
 import type { ContainerRecord } from './model';
 
 interface Attached {
   io: TaskIo;
   writer?: CriLogWriter;
+  /** Output listeners when there is no log writer to tap. */
+  listeners: Set<OutputListener>;
+  ended: Promise<void>;
 }
 
 /**
@@ -30,7 +33,7 @@ export class FifoContainerIo implements ContainerIo {
     return path.join(this.stateDir, 'fifo');
   }
 
-  private async attach(record: ContainerRecord, reattach: boolean): Promise<Attached> {
+  private async wire(record: ContainerRecord, reattach: boolean): Promise<Attached> {
     const io = await TaskIo.create({
       dir: this.fifoDir(),
       id: record.id,
@@ -54,17 +57,25 @@ export class FifoContainerIo implements ContainerIo {
         await io.close();
         throw err;
       }
-    } else {
-      // No log file wanted: still drain, or the container blocks on a full pipe.
-      for (const s of sources) s.readable.resume();
     }
-    const attached = { io, writer };
+    const listeners = new Set<OutputListener>();
+    if (!writer) {
+      // No log file wanted: still drain, or the container blocks on a full pipe.
+      for (const s of sources) {
+        s.readable.on('data', (chunk: Buffer) => listeners.forEach((l) => l(s.stream, chunk)));
+        s.readable.resume();
+      }
+    }
+    const ended = writer
+      ? writer.ended
+      : Promise.all(sources.map((s) => new Promise<void>((resolve) => s.readable.once('close', resolve).once('end', resolve)))).then(() => undefined);
+    const attached = { io, writer, listeners, ended };
     this.attached.set(record.id, attached);
     return attached;
   }
 
   async open(record: ContainerRecord): Promise<TaskStdio> {
-    const { io } = await this.attach(record, false);
+    const { io } = await this.wire(record, false);
     return { ...io.paths, terminal: record.config.tty };
   }
 
@@ -74,7 +85,7 @@ export class FifoContainerIo implements ContainerIo {
 
   async reattach(record: ContainerRecord): Promise<void> {
     if (this.attached.has(record.id)) return;
-    await this.attach(record, true);
+    await this.wire(record, true);
   }
 
   async finish(id: string): Promise<void> {
@@ -91,6 +102,23 @@ export class FifoContainerIo implements ContainerIo {
       await a.writer.close();
     }
     await a.io.close();
+  }
+
+  attach(id: string): AttachedIo | undefined {
+    const a = this.attached.get(id);
+    if (!a) return undefined;
+    return {
+      onOutput: (listener) => {
+        if (a.writer) {
+          a.writer.on('output', listener);
+          return () => a.writer!.off('output', listener);
+        }
+        a.listeners.add(listener);
+        return () => a.listeners.delete(listener);
+      },
+      stdin: a.io.stdin,
+      ended: a.ended,
+    };
   }
 
   async reopen(id: string): Promise<void> {

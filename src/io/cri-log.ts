@@ -346,7 +346,9 @@ export interface CriLogStats {
 /**
  * Writes the sources to a CRI log file until they end. Emits 'sourcesEnded'
  * once every source has ended and its last records are in the file; the
- * `ended` promise resolves at the same moment (or on close()).
+ * `ended` promise resolves at the same moment (or on close()). Emits
+ * 'output' (stream, chunk) for every piece of output as it is taken in, for
+ * attached clients.
  */
 export class CriLogWriter extends EventEmitter {
   readonly path: string;
@@ -557,6 +559,8 @@ export class CriLogWriter extends EventEmitter {
 
   private format(s: SourceState, chunk: Buffer): void {
     this.bytesRead += chunk.length;
+    // Attached clients see exactly the bytes the log gets, in the same order.
+    if (this.listenerCount('output') > 0) this.emit('output', s.stream, chunk);
     const max = this.maxLineBytes;
     const batch = new RecordBatch(this.clock, s.stream);
     let pos = 0;

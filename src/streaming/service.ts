@@ -3,9 +3,11 @@
  * runs when a client connects to one.
  */
 import type { ContainerService } from '../container/service';
-import { FailedPreconditionError, NotFoundError, UnimplementedError } from '../errors';
+import type { ContainerRecord } from '../container/model';
+import { FailedPreconditionError, NotFoundError } from '../errors';
 import type { Logger } from '../log/logger';
 import type { SandboxService } from '../sandbox/service';
+import { runAttach } from './attach';
 import { runExec } from './exec';
 import { podDialer, servePortForward } from './port-forward';
 import { serveRemoteCommand } from './remote-command';
@@ -52,22 +54,28 @@ export class StreamingService {
     return this.server.urlFor({ kind: 'portforward', podSandboxId });
   }
 
+  private runningContainer(id: string): ContainerRecord {
+    const record = this.deps.containers.get(id);
+    if (!record) throw new NotFoundError(`container ${id} not found`);
+    if (record.state !== 'running') throw new FailedPreconditionError(`container ${id} is not running`);
+    return record;
+  }
+
   private async handle(request: StreamRequest, session: SpdySession, protocol: string): Promise<void> {
     switch (request.kind) {
       case 'exec': {
         const describe = `[${request.cmd.join(' ')}]`;
         await serveRemoteCommand(session, protocol, { ...request, describe }, async (streams) => {
-          const record = this.deps.containers.get(request.containerId);
-          if (!record) throw new NotFoundError(`container ${request.containerId} not found`);
-          if (record.state !== 'running') throw new FailedPreconditionError(`container ${request.containerId} is not running`);
+          const record = this.runningContainer(request.containerId);
           this.deps.logger.debug('exec stream', { containerId: record.id, cmd: request.cmd, tty: request.tty });
           return runExec(this.deps.containers.ctx, record, request, streams);
         });
         return;
       }
       case 'attach':
-        await serveRemoteCommand(session, protocol, { ...request, describe: 'attach' }, async () => {
-          throw new UnimplementedError('attach is not implemented by cri-adapter yet');
+        await serveRemoteCommand(session, protocol, { ...request, describe: 'attach' }, async (streams) => {
+          const record = this.runningContainer(request.containerId);
+          return runAttach(this.deps.containers.ctx, record, streams);
         });
         return;
       case 'portforward': {

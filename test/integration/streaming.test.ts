@@ -6,11 +6,11 @@
  * on as the kubelet does.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { CreateContainerRequest, PodSandboxConfig, PullImageRequest, RunPodSandboxRequest } from '../../src/gen/runtime/v1/api';
+import { ContainerConfig, CreateContainerRequest, DeepPartial, PodSandboxConfig, PullImageRequest, RunPodSandboxRequest } from '../../src/gen/runtime/v1/api';
 import { loadHarnessEnv } from '../harness/env';
 import type { AdapterProcess } from '../support/adapter-process';
 import { CriCallError } from '../support/cri-client';
@@ -30,12 +30,12 @@ let podConfig: PodSandboxConfig;
 let sleeper: string;
 let web: string;
 
-async function startContainer(name: string, command: string[]): Promise<string> {
+async function startContainer(name: string, command: string[], extra: DeepPartial<ContainerConfig> = {}): Promise<string> {
   const { containerId } = await adapter.client.runtime.createContainer(
     CreateContainerRequest.fromPartial({
       podSandboxId: podId,
       sandboxConfig: podConfig,
-      config: { metadata: { name }, image: { image: h.images.busybox }, command, linux: {} },
+      config: { metadata: { name }, image: { image: h.images.busybox }, command, linux: {}, logPath: `${name}.log`, ...extra },
     }),
   );
   await adapter.client.runtime.startContainer({ containerId });
@@ -64,7 +64,11 @@ beforeAll(async () => {
   adapterDir = mkdtempSync('/tmp/cri-adapter-proc-');
   adapter = await startHarnessAdapter(h, { namespace: NS, dir: adapterDir });
   await adapter.client.image.pullImage(PullImageRequest.fromPartial({ image: { image: h.images.busybox } }));
-  podConfig = PodSandboxConfig.fromPartial({ metadata: { name: 'streaming', namespace: 'it', uid: 'streaming-1' }, linux: {} });
+  podConfig = PodSandboxConfig.fromPartial({
+    metadata: { name: 'streaming', namespace: 'it', uid: 'streaming-1' },
+    logDirectory: path.join(adapterDir, 'logs'),
+    linux: {},
+  });
   ({ podSandboxId: podId } = await adapter.client.runtime.runPodSandbox(RunPodSandboxRequest.fromPartial({ config: podConfig })));
   sleeper = await startContainer('sleeper', ['sleep', '3600']);
   web = await startContainer('web', ['sh', '-c', 'mkdir -p /www && echo hello-from-the-pod > /www/index.html && exec httpd -f -p 8080 -h /www']);
@@ -137,6 +141,38 @@ describe('Exec', () => {
   });
 });
 
+describe('Attach', () => {
+  it("joins a container's stdio: stdin in, stdout and stderr out, and the log still gets it all", async () => {
+    const id = await startContainer('echoer', ['sh', '-c', 'read line; echo got:$line; echo bye >&2'], { stdin: true, stdinOnce: true });
+    const { url } = await adapter.client.runtime.attach({ containerId: id, stdin: true, stdout: true, stderr: true, tty: false });
+    const r = await remoteCommand(url, { stdin: Buffer.from('hello\n'), stdout: true, stderr: true, timeoutMs: 15_000 });
+    expect(r.stdout.toString()).toBe('got:hello\n');
+    expect(r.stderr.toString()).toBe('bye\n');
+    expect(r.exitCode).toBe(0);
+    const log = readFileSync(path.join(adapterDir, 'logs', 'echoer.log'), 'utf8');
+    expect(log).toMatch(/ stdout F got:hello\n/);
+    expect(log).toMatch(/ stderr F bye\n/);
+  });
+
+  it('drives a shell on a terminal', async () => {
+    const id = await startContainer('shell', ['sh'], { stdin: true, tty: true });
+    const { url } = await adapter.client.runtime.attach({ containerId: id, stdin: true, stdout: true, stderr: false, tty: true });
+    const r = await remoteCommand(url, { stdin: Buffer.from('echo hi-$((6*7))\nexit\n'), stdout: true, tty: true, timeoutMs: 15_000 });
+    expect(r.stdout.toString()).toContain('hi-42');
+  });
+
+  it('refuses a tty setting that does not match the container, and a stopped container', async () => {
+    const code = async (p: Promise<unknown>) => ((await p.catch((e: unknown) => e)) as CriCallError).code;
+    expect(await code(adapter.client.runtime.attach({ containerId: sleeper, stdin: false, stdout: true, stderr: false, tty: true }))).toBe(3);
+    const done = await startContainer('done', ['true']);
+    for (let i = 0; i < 50; i++) {
+      if ((await adapter.client.runtime.containerStatus({ containerId: done, verbose: false })).status?.state === 2) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(await code(adapter.client.runtime.attach({ containerId: done, stdin: false, stdout: true, stderr: true, tty: false }))).toBe(9);
+  });
+});
+
 describe('PortForward', () => {
   it('carries a TCP connection to a port inside the pod', async () => {
     const { url } = await adapter.client.runtime.portForward({ podSandboxId: podId, port: [8080] });
@@ -185,6 +221,22 @@ describe('PortForward', () => {
     };
     expect(failed.code).toBe(7);
     expect(api.criCalls).toContain('Exec ["sh","-c","exit 7"]');
+  });
+
+  it('kubectl attach -i sends stdin to the container and prints its output', async () => {
+    const id = await startContainer('kattach', ['sh', '-c', 'read line; echo kubectl-said:$line'], { stdin: true, stdinOnce: true });
+    api.addPod({ namespace: 'it', name: 'attachpod', podSandboxId: podId, containers: { kattach: id }, stdinContainers: ['kattach'] });
+    const child = execFile(KUBECTL!, ['--server', server, '--cache-dir', path.join(adapterDir, 'kcache'), 'attach', '-i', '-n', 'it', 'attachpod', '-c', 'kattach'], {
+      env: kubectlEnv,
+      timeout: 30_000,
+    });
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stdin!.end('from-kubectl\n');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(out).toContain('kubectl-said:from-kubectl');
+    expect(code).toBe(0);
+    expect(api.criCalls).toContain('Attach kattach');
   });
 
   it('kubectl port-forward serves the pod\'s port on a local one', async () => {

@@ -1,6 +1,6 @@
 /**
  * Just enough of a Kubernetes API server for `kubectl exec` and
- * `kubectl port-forward` to reach a CRI runtime's streaming server the way
+ * `kubectl attach` and `kubectl port-forward` to reach a CRI runtime's streaming server the way
  * they do in a cluster: kubectl reads the pod, then upgrades a POST to
  * .../exec or .../portforward; here (as the kubelet does) that request is
  * turned into a CRI Exec or PortForward call and the upgraded connection is
@@ -17,6 +17,8 @@ export interface FakePod {
   podSandboxId: string;
   /** container name → CRI container ID */
   containers: Record<string, string>;
+  /** Containers created with stdin (kubectl attach -i checks the pod spec for it). */
+  stdinContainers?: string[];
 }
 
 function json(res: http.ServerResponse, body: unknown, code = 200): void {
@@ -29,7 +31,9 @@ function podObject(p: FakePod): unknown {
     kind: 'Pod',
     apiVersion: 'v1',
     metadata: { name: p.name, namespace: p.namespace, uid: p.podSandboxId },
-    spec: { containers: Object.keys(p.containers).map((name) => ({ name, image: 'busybox' })) },
+    spec: {
+      containers: Object.keys(p.containers).map((name) => ({ name, image: 'busybox', stdin: p.stdinContainers?.includes(name) ?? false })),
+    },
     status: { phase: 'Running' },
   };
 }
@@ -40,6 +44,7 @@ const DISCOVERY_V1 = {
   resources: [
     { name: 'pods', singularName: 'pod', namespaced: true, kind: 'Pod', verbs: ['get', 'list'], shortNames: ['po'] },
     { name: 'pods/exec', singularName: '', namespaced: true, kind: 'PodExecOptions', verbs: ['create', 'get'] },
+    { name: 'pods/attach', singularName: '', namespaced: true, kind: 'PodAttachOptions', verbs: ['create', 'get'] },
     { name: 'pods/portforward', singularName: '', namespaced: true, kind: 'PodPortForwardOptions', verbs: ['create', 'get'] },
   ],
 };
@@ -49,6 +54,8 @@ export class FakeApiServer {
   private readonly pods = new Map<string, FakePod>();
   /** CRI calls made for upgrades, for tests to look at. */
   readonly criCalls: string[] = [];
+  /** Upgraded connections: the HTTP server no longer closes these itself. */
+  private readonly tunnels = new Set<net.Socket>();
 
   constructor(private readonly cri: CriClient) {
     this.server = http.createServer((req, res) => this.onRequest(req, res));
@@ -69,6 +76,7 @@ export class FakeApiServer {
   }
 
   stop(): Promise<void> {
+    for (const s of this.tunnels) s.destroy();
     this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
@@ -88,7 +96,7 @@ export class FakeApiServer {
 
   private async onUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
-    const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|portforward)$/.exec(url.pathname);
+    const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|attach|portforward)$/.exec(url.pathname);
     const pod = m ? this.pods.get(`${m[1]}/${m[2]}`) : undefined;
     if (!m || !pod) {
       socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
@@ -100,7 +108,7 @@ export class FakeApiServer {
       return;
     }
     let target: string;
-    if (m[3] === 'exec') {
+    if (m[3] === 'exec' || m[3] === 'attach') {
       const q = url.searchParams;
       const name = q.get('container') ?? Object.keys(pod.containers)[0]!;
       const flag = (k: string) => q.get(k) === 'true' || q.get(k) === '1';
@@ -112,8 +120,13 @@ export class FakeApiServer {
         stdout: flag('stdout'),
         stderr: flag('stderr'),
       };
-      this.criCalls.push(`Exec ${JSON.stringify(request.cmd)}`);
-      target = (await this.cri.runtime.exec(request)).url;
+      if (m[3] === 'exec') {
+        this.criCalls.push(`Exec ${JSON.stringify(request.cmd)}`);
+        target = (await this.cri.runtime.exec(request)).url;
+      } else {
+        this.criCalls.push(`Attach ${name}`);
+        target = (await this.cri.runtime.attach(request)).url;
+      }
     } else {
       const ports = url.searchParams.getAll('ports').map(Number);
       this.criCalls.push(`PortForward ${ports.join(',')}`);
@@ -133,6 +146,10 @@ export class FakeApiServer {
     }
     upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
     if (head.length) upstream.write(head);
+    for (const s of [socket, upstream]) {
+      this.tunnels.add(s);
+      s.once('close', () => this.tunnels.delete(s));
+    }
     upstream.pipe(socket);
     socket.pipe(upstream);
     upstream.on('error', () => socket.destroy());

@@ -28,6 +28,8 @@ import { HeaderDeflater, HeaderInflater } from './header-codec';
 
 /** Data frames are cut to this size so that streams interleave on the connection. */
 const MAX_DATA_FRAME = 32 * 1024;
+/** After GOAWAY, how long the peer has to close its side before the socket is destroyed. */
+const CLOSE_GRACE_MS = 2000;
 /** WINDOW_UPDATE is sent per this many bytes consumed on a stream. */
 const WINDOW_UPDATE_EVERY = 32 * 1024;
 
@@ -115,6 +117,8 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
     if (this.closed) return;
     this.socket.write(controlFrame(ControlType.GoAway, 0, uint32Payload(this.lastStreamId, 0)));
     this.socket.end();
+    // A peer that never closes its side must not hold the connection (and a daemon stop) open.
+    setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
     this.teardown();
   }
 
