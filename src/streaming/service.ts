@@ -9,7 +9,7 @@ import type { Logger } from '../log/logger';
 import type { SandboxService } from '../sandbox/service';
 import { runAttach } from './attach';
 import { runExec } from './exec';
-import { podDialer, servePortForward } from './port-forward';
+import { NetnsDialer, podDialer, servePortForward } from './port-forward';
 import { serveRemoteCommand } from './remote-command';
 import { AttachStreamRequest, ExecStreamRequest, StreamingServer, StreamRequest } from './server';
 import type { SpdySession } from './spdy/session';
@@ -24,6 +24,8 @@ export interface StreamingServiceDeps {
 
 export class StreamingService {
   private readonly server: StreamingServer;
+  /** One namespace helper per pod, while it is used. */
+  private readonly dialers = new Map<string, NetnsDialer>();
 
   constructor(private readonly deps: StreamingServiceDeps) {
     this.server = new StreamingServer({
@@ -39,7 +41,15 @@ export class StreamingService {
   }
 
   stop(): Promise<void> {
+    for (const d of this.dialers.values()) d.close();
+    this.dialers.clear();
     return this.server.stop();
+  }
+
+  /** Ends the pod's port-forward helper, if it has one (the pod is stopping). */
+  releasePod(podSandboxId: string): void {
+    this.dialers.get(podSandboxId)?.close();
+    this.dialers.delete(podSandboxId);
   }
 
   execUrl(request: Omit<ExecStreamRequest, 'kind'>): string {
@@ -84,7 +94,17 @@ export class StreamingService {
           session.close();
           return;
         }
-        await servePortForward(session, podDialer({ netnsPath: sandbox.netnsPath }));
+        let helper: NetnsDialer | undefined;
+        if (sandbox.netnsPath) {
+          helper = this.dialers.get(sandbox.id);
+          if (!helper) {
+            helper = new NetnsDialer(sandbox.netnsPath);
+            this.dialers.set(sandbox.id, helper);
+          }
+        }
+        // Pods stopped behind our back (not through StopPodSandbox) must not keep a helper either.
+        for (const id of this.dialers.keys()) if (this.deps.sandboxes.get(id)?.state !== 'ready') this.releasePod(id);
+        await servePortForward(session, podDialer(helper));
         return;
       }
     }

@@ -8,11 +8,12 @@ import { containers } from './scenarios/containers';
 import { execLogs } from './scenarios/exec-logs';
 import { images } from './scenarios/images';
 import { sandboxes } from './scenarios/sandboxes';
+import { streaming } from './scenarios/streaming';
 import { versionStatus } from './scenarios/version-status';
 import type { BenchContext, BenchRow, Scenario } from './types';
 
 // A new scenario is one file in scenarios/ and one entry here.
-const SCENARIOS: Scenario[] = [versionStatus, images, sandboxes, containers, execLogs];
+const SCENARIOS: Scenario[] = [versionStatus, images, sandboxes, containers, execLogs, streaming];
 
 function fmt(ms: number): string {
   return ms < 1 ? ms.toFixed(3) : ms < 100 ? ms.toFixed(2) : ms.toFixed(0);

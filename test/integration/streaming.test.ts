@@ -54,6 +54,30 @@ async function execUrl(cmd: string[], flags: { stdin?: boolean; stdout?: boolean
   return url;
 }
 
+/** The adapter's port-forward helpers (netns-dial.js processes among its descendants). */
+function namespaceHelpers(adapterPid: number): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('netns-dial') && isChildOf(Number(p), adapterPid)) out.push(Number(p));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return out;
+}
+
+/** True when `pid` descends from `ancestor` (the helper runs under nsenter, itself the adapter's child). */
+function isChildOf(pid: number, ancestor: number): boolean {
+  for (let p = pid, i = 0; p > 1 && i < 10; i++) {
+    const ppid = Number(readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+    if (ppid === ancestor) return true;
+    p = ppid;
+  }
+  return false;
+}
+
 /** Exec processes the shim still tracks for the sleeper (none once every exec is cleaned up). */
 function fifoCount(): number {
   const dir = path.join(adapterDir, 'state', 'fifo');
@@ -180,6 +204,31 @@ describe('PortForward', () => {
     expect(r.error).toBe('');
     expect(r.data.toString()).toMatch(/^HTTP\/1\.[01] 200/);
     expect(r.data.toString()).toContain('hello-from-the-pod');
+  });
+
+  it('serves many connections, and its namespace helper ends with the pod', async () => {
+    const helpers = () => namespaceHelpers(adapter.process.pid!);
+    const before = helpers().length;
+    const config = PodSandboxConfig.fromPartial({ metadata: { name: 'pf', namespace: 'it', uid: 'streaming-pf' }, linux: {} });
+    const { podSandboxId } = await adapter.client.runtime.runPodSandbox(RunPodSandboxRequest.fromPartial({ config }));
+    const { containerId } = await adapter.client.runtime.createContainer(
+      CreateContainerRequest.fromPartial({
+        podSandboxId,
+        sandboxConfig: config,
+        config: { metadata: { name: 'web' }, image: { image: h.images.busybox }, command: ['sh', '-c', 'mkdir -p /w && echo pf-ok > /w/i && exec httpd -f -p 8081 -h /w'], linux: {} },
+      }),
+    );
+    await adapter.client.runtime.startContainer({ containerId });
+    for (let i = 0; i < 10; i++) {
+      const { url } = await adapter.client.runtime.portForward({ podSandboxId, port: [8081] });
+      const r = await portForward(url, 8081, Buffer.from('GET /i HTTP/1.0\r\n\r\n'), { timeoutMs: 10_000 });
+      expect(r.data.toString()).toContain('pf-ok');
+    }
+    expect(helpers().length).toBe(before + 1);
+    await adapter.client.runtime.stopPodSandbox({ podSandboxId });
+    for (let i = 0; i < 20 && helpers().length > before; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(helpers().length).toBe(before);
+    await adapter.client.runtime.removePodSandbox({ podSandboxId });
   });
 
   it('reports a closed port on the error stream', async () => {

@@ -1,0 +1,74 @@
+import { rmSync } from 'node:fs';
+import { PORTFORWARD_PROTOCOL, remoteCommand, SpdyClientConnection } from '../../support/spdy-client';
+import { compare } from '../measure';
+import { Runtime, setUp, startContainer } from '../runtimes';
+import type { BenchContext, BenchRow, Scenario } from '../types';
+
+/**
+ * What `kubectl exec` and `kubectl port-forward` cost beyond the network,
+ * through the adapter's streaming server and through containerd's CRI
+ * plugin's, on the same containerd in the same run:
+ * - Exec: the CRI Exec call, the SPDY upgrade, `true` run in the container,
+ *   and the exit status back;
+ * - PortForward: the CRI PortForward call, the upgrade, one HTTP request to
+ *   busybox httpd in the pod, until the whole response has arrived (not
+ *   until the runtime closes the stream: containerd's plugin waits a second
+ *   before it does).
+ */
+
+const BODY = 'port-forward-bench';
+
+async function execTrue(rt: Runtime, containerId: string): Promise<void> {
+  const { url } = await rt.client.runtime.exec({ containerId, cmd: ['true'], stdin: false, stdout: true, stderr: true, tty: false });
+  const r = await remoteCommand(url, { stdout: true, stderr: true, timeoutMs: 10_000 });
+  if (r.exitCode !== 0) throw new Error(`exec through ${rt.name} ended with ${r.exitCode}: ${r.error}`);
+}
+
+async function httpGet(rt: Runtime): Promise<void> {
+  const { url } = await rt.client.runtime.portForward({ podSandboxId: rt.pod, port: [8080] });
+  const conn = await SpdyClientConnection.connect(url, { protocols: [PORTFORWARD_PROTOCOL], timeoutMs: 10_000 });
+  try {
+    const headers = { port: '8080', requestid: '0' };
+    const error = conn.openStream({ streamtype: 'error', ...headers });
+    const data = conn.openStream({ streamtype: 'data', ...headers });
+    void error.end().catch(() => undefined);
+    await data.write(Buffer.from('GET /index.html HTTP/1.0\r\n\r\n'));
+    await conn.waitFor('the response', () => data.data().includes(BODY) || error.data().length > 0, Date.now() + 10_000);
+    if (!data.data().includes(BODY)) throw new Error(`port-forward through ${rt.name} failed: ${error.data().toString()}`);
+  } finally {
+    conn.destroy();
+  }
+}
+
+export const streaming: Scenario = {
+  name: 'streaming',
+  async run({ harness, adapter, criPlugin }: BenchContext): Promise<BenchRow[]> {
+    const image = harness.images.busybox;
+    const ours = await setUp('adapter', adapter.client, image, adapter.process.pid!);
+    const theirs = await setUp('plugin', criPlugin, image, 0);
+    try {
+      const web = ['sh', '-c', `mkdir -p /www && echo ${BODY} > /www/index.html && exec httpd -f -p 8080 -h /www`];
+      const [a, b] = await Promise.all([startContainer(ours, image, web), startContainer(theirs, image, web)]);
+      const exec = await compare(
+        () => execTrue(ours, a.id),
+        () => execTrue(theirs, b.id),
+        { rounds: 5, perRound: 6, warmup: 3 },
+      );
+      const forward = await compare(
+        () => httpGet(ours),
+        () => httpGet(theirs),
+        { rounds: 5, perRound: 6, warmup: 3 },
+      );
+      const reference = "containerd's CRI plugin";
+      return [
+        { scenario: 'Exec (true) over SPDY, URL to exit status', subject: 'cri-adapter', reference, subjectSample: exec.subject, referenceSample: exec.reference },
+        { scenario: 'PortForward HTTP GET, URL to full response', subject: 'cri-adapter', reference, subjectSample: forward.subject, referenceSample: forward.reference },
+      ];
+    } finally {
+      await ours.client.runtime.removePodSandbox({ podSandboxId: ours.pod }).catch(() => undefined);
+      await theirs.client.runtime.stopPodSandbox({ podSandboxId: theirs.pod }).catch(() => undefined);
+      await theirs.client.runtime.removePodSandbox({ podSandboxId: theirs.pod }).catch(() => undefined);
+      for (const rt of [ours, theirs]) rmSync(rt.logDir, { recursive: true, force: true });
+    }
+  },
+};
