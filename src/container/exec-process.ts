@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { CallContext } from '../containerd/call';
 import { OCI_PROCESS_TYPE_URL, packJson } from '../containerd/typeurl';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors';
@@ -59,6 +60,9 @@ export class ExecProcess {
     if (opts.cmd.length === 0) throw new InvalidArgumentError('cmd must not be empty');
     if (record.state !== 'running') throw new FailedPreconditionError(`container ${record.id} is not running`);
     const execId = `exec-${randomBytes(8).toString('hex')}`;
+    const t0 = performance.now();
+    const phases: Record<string, number> = {};
+    const mark = (name: string) => (phases[name] = +(performance.now() - t0).toFixed(1));
     const io = await TaskIo.create({
       dir: path.join(ctx.config.state, 'fifo'),
       id: `${record.id}-${execId}`,
@@ -66,12 +70,14 @@ export class ExecProcess {
       tty: opts.tty,
     });
     const proc = new ExecProcess(ctx, record.id, execId, io);
+    mark('fifos');
     try {
       await ctx.conn.tasks.exec(
         { containerId: record.id, execId, ...io.paths, terminal: opts.tty, spec: packJson(OCI_PROCESS_TYPE_URL, processSpec(record, opts)) },
         call,
       );
       proc.created = true;
+      mark('exec');
       try {
         await ctx.conn.tasks.start({ containerId: record.id, execId }, call);
       } catch (err) {
@@ -80,6 +86,8 @@ export class ExecProcess {
         throw new ExecStartError(message, /not found|no such file/i.test(message));
       }
       io.upgradeToEof();
+      mark('start');
+      ctx.logger.debug('exec started', { containerId: record.id, execId, ...phases });
       return proc;
     } catch (err) {
       await proc.dispose();

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../../src/errors';
-import { createFifo, FifoReader, openFifoReader, openFifoWriter, removeFifos } from '../../../src/io/fifo';
+import { createFifo, createFifos, FifoReader, openFifoReader, openFifoWriter, removeFifos } from '../../../src/io/fifo';
 import { TaskIo } from '../../../src/io/task-io';
 import {
   cleanupTempDirs,
@@ -48,6 +48,32 @@ describe('createFifo', () => {
     const p = path.join(tempDir(), 'x');
     await createFifo(p);
     await expect(createFifo(p)).rejects.toBeInstanceOf(AlreadyExistsError);
+  });
+
+  it('answers many concurrent requests, each with its own FIFOs, without forking from this process', async () => {
+    const dir = tempDir();
+    await createFifos([path.join(dir, 'warm')]);
+    const spawned: string[] = [];
+    const cp = require('node:child_process') as typeof import('node:child_process');
+    const realSpawn = cp.spawn;
+    const realExecFile = cp.execFile;
+    // Any process started from here would show up in these.
+    (cp as { spawn: unknown }).spawn = (...a: unknown[]) => (spawned.push(String(a[0])), (realSpawn as (...x: unknown[]) => unknown)(...a));
+    (cp as { execFile: unknown }).execFile = (...a: unknown[]) => (spawned.push(String(a[0])), (realExecFile as (...x: unknown[]) => unknown)(...a));
+    try {
+      await Promise.all(Array.from({ length: 20 }, (_, i) => createFifos([path.join(dir, `${i}-out`), path.join(dir, `${i}-err`)])));
+    } finally {
+      cp.spawn = realSpawn;
+      cp.execFile = realExecFile;
+    }
+    for (let i = 0; i < 20; i++) for (const s of ['out', 'err']) expect(fs.statSync(path.join(dir, `${i}-${s}`)).isFIFO()).toBe(true);
+    expect(spawned).toEqual([]);
+  });
+
+  it('still creates a FIFO the long-lived shell cannot take (a newline in the name)', async () => {
+    const p = path.join(tempDir(), 'odd\nname');
+    await createFifos([p]);
+    expect(fs.statSync(p).isFIFO()).toBe(true);
   });
 });
 
