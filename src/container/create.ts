@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -15,7 +16,6 @@ import type { ContainerContext } from './context';
 import { listDevices, lookupDevice, lookupPropagation } from './host-lookups';
 import { readImageFile } from './image-files';
 import { containerName, ContainerRecord, toMetadata } from './model';
-import { writeContainerStatus } from './status-file';
 
 /** The log file's absolute path; a path that escapes the pod's log directory is refused. */
 export function containerLogPath(logDirectory: string, logPath: string): string {
@@ -71,15 +71,19 @@ export async function createContainer(
   ctx.names.reserve(name, id);
   undo.push('release name', async () => ctx.names.release(name, id));
 
+  const t0 = performance.now();
+  const phases: Record<string, number> = {};
+  const mark = (phase: string) => (phases[phase] = +(performance.now() - t0).toFixed(1));
   try {
     // Until the container references it, the new active snapshot is garbage to containerd's GC,
     // which runs concurrently: hold it with a lease from Prepare until the container exists.
-    const record = await withLease(ctx.conn, { expireAfterSeconds: 600 }, call, async (leased) => {
+    const record = await withLease(ctx.conn, { expireAfterSeconds: 600, releaseInBackground: true }, call, async (leased) => {
       const snapshotter = ctx.config.snapshotter;
       const { mounts } = await step('prepare rootfs snapshot', () =>
         ctx.conn.snapshots.prepare({ snapshotter, key: id, parent: image.chainId ?? '', labels: {} }, leased),
       );
       undo.push('remove snapshot', () => ctx.conn.snapshots.remove({ snapshotter, key: id }));
+      mark('snapshot');
 
       const [passwd, group, seccompProfile] = await Promise.all([
         readImageFile(mounts, '/etc/passwd'),
@@ -112,6 +116,7 @@ export async function createContainer(
         env: ctx.env,
       });
 
+      mark('spec');
       const runtime = ctx.config.runtimes[sandbox.runtimeHandler] ?? ctx.config.runtimes[ctx.config.defaultRuntime]!;
       const record: ContainerRecord = {
         id,
@@ -156,12 +161,14 @@ export async function createContainer(
         ),
       );
       undo.push('delete container', () => ctx.conn.containers.delete({ id }));
+      mark('container');
       return record;
     });
-    await step('write status', () => writeContainerStatus(ctx.config.root, record));
+    // No status file yet: a container without one is CREATED, also after a restart (fromStored).
     ctx.containers.set(id, record);
     ctx.events.emit('event', 'created', record);
     ctx.logger.info('container created', log);
+    ctx.logger.debug('container create phases', { ...log, ...phases });
     return id;
   } catch (err) {
     await undo.unwind();

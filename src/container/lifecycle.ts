@@ -124,9 +124,12 @@ export async function removeContainer(ctx: ContainerContext, id: string, call: C
     }
     await deleteTask(ctx.conn, id, call);
     await ctx.io.finish(id).catch(() => undefined);
-    await ignoreNotFound(ctx.conn.containers.delete({ id }, call));
-    await ignoreNotFound(ctx.conn.snapshots.remove({ snapshotter: ctx.config.snapshotter, key: id }, call));
-    await removeContainerStatus(ctx.config.root, id);
+    // Independent of each other once the task is gone; a failure leaves the record for a retry.
+    await Promise.all([
+      ignoreNotFound(ctx.conn.containers.delete({ id }, call)),
+      ignoreNotFound(ctx.conn.snapshots.remove({ snapshotter: ctx.config.snapshotter, key: id }, call)),
+      removeContainerStatus(ctx.config.root, id),
+    ]);
     ctx.names.release(record.name, id);
     ctx.containers.delete(id);
     ctx.events.emit('event', 'deleted', record);

@@ -5,6 +5,8 @@ export interface LeaseOptions {
   /** containerd expires the lease by itself after this long, so a crash mid-operation leaks nothing for good. */
   expireAfterSeconds: number;
   labels?: Record<string, string>;
+  /** After success, delete the lease without waiting for it (see withLease). */
+  releaseInBackground?: boolean;
 }
 
 /**
@@ -23,10 +25,18 @@ export async function withLease<T>(
   const expire = new Date(Date.now() + opts.expireAfterSeconds * 1000).toISOString();
   const { lease } = await conn.leases.create({ id: '', labels: { 'containerd.io/gc.expire': expire, ...opts.labels } }, ctx);
   const id = lease!.id;
+  // Deleting must happen even when the caller was cancelled: use a fresh context.
+  const release = () => conn.leases.delete({ id, sync: false }, { deadline: Date.now() + 30_000 }).catch(() => undefined);
+  let result: T;
   try {
-    return await fn({ ...ctx, lease: id });
-  } finally {
-    // Deleting must happen even when the caller was cancelled: use a fresh context.
-    await conn.leases.delete({ id, sync: false }, { deadline: Date.now() + 30_000 }).catch(() => undefined);
+    result = await fn({ ...ctx, lease: id });
+  } catch (err) {
+    await release();
+    throw err;
   }
+  // Once what the lease protected is referenced from elsewhere, nobody needs to wait for its
+  // deletion (a round trip); if it fails, the lease still expires on its own.
+  if (opts.releaseInBackground) void release();
+  else await release();
+  return result;
 }

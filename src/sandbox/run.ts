@@ -181,7 +181,7 @@ export async function runPodSandbox(
         const snapshotter = ctx.config.snapshotter;
         // Until the container references it, the new active snapshot is garbage to containerd's GC,
         // which runs concurrently: hold it with a lease from Prepare until the container exists.
-        const mounts = await withLease(ctx.conn, { expireAfterSeconds: 600 }, call, async (leased) => {
+        const mounts = await withLease(ctx.conn, { expireAfterSeconds: 600, releaseInBackground: true }, call, async (leased) => {
           const prepared = await step('prepare rootfs snapshot', () =>
             ctx.conn.snapshots.prepare({ snapshotter, key: id, parent: image.chainId ?? '', labels: {} }, leased),
           );
