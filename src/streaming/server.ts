@@ -64,6 +64,8 @@ export class StreamingServer {
   private readonly server: http.Server;
   private readonly pending = new Map<string, PendingRequest>();
   private readonly sessions = new Set<SpdySession>();
+  /** Handlers still running (an exec being killed and cleaned up), for stop() to wait on. */
+  private readonly running = new Set<Promise<void>>();
   private baseUrl = '';
 
   constructor(private readonly opts: StreamingServerOptions) {
@@ -90,8 +92,19 @@ export class StreamingServer {
     this.opts.logger.info('streaming server listening', { url: this.baseUrl });
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Closes every session (their processes are killed) and waits, at most
+   * `graceMs`, for the handlers to finish cleaning up while containerd is
+   * still reachable: an exec left behind would run on in the container.
+   */
+  async stop(graceMs = 5000): Promise<void> {
     for (const s of this.sessions) s.close();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.running]),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
+    ]);
+    clearTimeout(timer);
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
@@ -140,10 +153,16 @@ export class StreamingServer {
     });
     const request = pending.request;
     const ids = request.kind === 'portforward' ? { podSandboxId: request.podSandboxId } : { containerId: request.containerId };
-    this.opts
+    const run = this.opts
       .handle(request, session, protocol)
-      .catch((err: unknown) => this.opts.logger.warn(`streaming ${request.kind} failed`, { ...ids, error: (err as Error).message }))
-      .finally(() => session.close());
+      .catch((err: unknown) => {
+        this.opts.logger.warn(`streaming ${request.kind} failed`, { ...ids, error: (err as Error).message });
+      })
+      .finally(() => {
+        session.close();
+        this.running.delete(run);
+      });
+    this.running.add(run);
   }
 }
 

@@ -310,3 +310,17 @@ describe('PortForward', () => {
     }
   });
 });
+
+describe('daemon stop', () => {
+  it('kills the execs of clients still connected, and the restarted daemon serves exec again', async () => {
+    const url = await execUrl(['sh', '-c', 'echo up; exec sleep 777']);
+    const pending = remoteCommand(url, { stdout: true, stderr: true, timeoutMs: 20_000 }).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 500));
+    await adapter.stop();
+    await pending;
+    adapter = await startHarnessAdapter(h, { namespace: NS, dir: adapterDir });
+    const ps = await remoteCommand(await execUrl(['ps', '-o', 'args']), { stdout: true, stderr: true });
+    expect(ps.stdout.toString()).toContain('sleep 3600');
+    expect(ps.stdout.toString()).not.toContain('sleep 777');
+  });
+});
