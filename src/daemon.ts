@@ -129,9 +129,13 @@ export class Daemon {
       });
     if (this.containerd.ready) await this.recover(images, sandboxes, containers);
     else this.containerd.once('ready', recoverLater);
-    this.containerd.on('ready', () => {
-      // After a reconnect containerd may hold other content than before; resync the view.
-      if (this.recoveredFlag) images.load({}).catch((err: unknown) => logger.warn('image resync failed', { error: (err as Error).message }));
+    // After any gap in the event stream (a containerd restart, however quick, or a lost
+    // connection) containerd may hold other images than before: reload the view. The first
+    // resync comes with the subscription recovery makes right after loading them.
+    let resyncs = 0;
+    this.events.on('resync', () => {
+      if (resyncs++ === 0 || !this.recoveredFlag) return;
+      images.load({}).catch((err: unknown) => logger.warn('image resync failed', { error: (err as Error).message }));
     });
 
     this.server = new CriServer(config.listen, logger);

@@ -150,7 +150,13 @@ export class ImageService {
 
   /** Rebuilds the store from containerd's image records (at start). */
   async load(ctx: CallContext): Promise<void> {
+    // Names known before the listing: only these can have vanished. A pull that finishes while
+    // the listing is under way adds names the listing may not show yet, and must keep them.
+    const knownBefore = this.store.names();
     const { images } = await this.conn.images.list({ filters: [] }, ctx);
+    const listed = new Set(images.map((i) => i.name));
+    const gone = this.store.forgetNames(knownBefore.filter((n) => !listed.has(n)));
+    for (const entry of gone) this.logger.info('image removed outside the adapter', { imageId: entry.id, names: entry.repoTags });
     const byTarget = new Map<string, string[]>();
     for (const image of images) {
       const digest = image.target?.digest;

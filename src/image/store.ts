@@ -65,6 +65,31 @@ export class ImageStore {
     return entry;
   }
 
+  /** Every containerd image record name the store knows. */
+  names(): string[] {
+    return [...this.byName.keys()];
+  }
+
+  /**
+   * Forgets record names that no longer exist in containerd (removed behind
+   * the adapter's back); an image left with no record at all is gone.
+   */
+  forgetNames(names: Iterable<string>): ImageEntry[] {
+    const gone: ImageEntry[] = [];
+    for (const name of names) {
+      const id = this.byName.get(name);
+      if (!id) continue;
+      this.byName.delete(name);
+      this.dropName(id, name);
+      const entry = this.byId.get(id);
+      if (entry && entry.recordNames.length === 0) {
+        this.byId.delete(id);
+        gone.push(entry);
+      }
+    }
+    return gone;
+  }
+
   private dropName(id: string, name: string): void {
     const entry = this.byId.get(id);
     if (!entry) return;

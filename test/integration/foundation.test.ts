@@ -1,3 +1,4 @@
+import { PullImageRequest } from '../../src/gen/runtime/v1/api';
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
@@ -144,7 +145,11 @@ describe('daemon lifecycle', () => {
     const start = () =>
       startContainerd({ tmpDir, criPlugin: false, registryHost: h.registry.host, sandboxImage: h.images.pause, cni: h.cni as unknown as CniNetwork });
     let containerd: Containerd | undefined;
-    const adapter = await startAdapter({ containerdAddress: address, cniConfDir: h.cni.confDir });
+    const adapter = await startAdapter({
+      containerdAddress: address,
+      cniConfDir: h.cni.confDir,
+      extraArgs: ['--registry-config-path', h.registry.configPath],
+    });
     const runtimeReady = async () => condition(await adapter.client.runtime.status({ verbose: false }), 'RuntimeReady');
     try {
       // Version answers with containerd absent; Status says why the runtime is not ready.
@@ -165,6 +170,20 @@ describe('daemon lifecycle', () => {
 
       containerd = await start();
       await waitUntil('RuntimeReady=true again', async () => ((await runtimeReady()).status ? true : undefined));
+
+      // containerd is the store of record: an image removed behind the adapter's back is gone
+      // from ListImages after the next resync (a reconnect), not kept from memory.
+      await adapter.client.image.pullImage(PullImageRequest.fromPartial({ image: { image: h.images.busybox } }));
+      const listed = async () => (await adapter.client.image.listImages({ filter: undefined })).images.flatMap((i) => i.repoTags);
+      expect(await listed()).toContain(h.images.busybox);
+      const ctr = (...args: string[]) => run('ctr', ['--address', address, '-n', 'cri-adapter-test', ...args]);
+      const records = (await ctr('images', 'ls', '-q')).stdout.split('\n').filter(Boolean);
+      expect(records.length).toBeGreaterThan(0);
+      await ctr('images', 'rm', ...records);
+      await containerd.stop();
+      containerd = await start();
+      await waitUntil('the vanished image to leave ListImages', async () => ((await listed()).includes(h.images.busybox) ? undefined : true));
+      expect(await listed()).toEqual([]);
     } finally {
       await adapter.stop();
       await containerd?.stop();
