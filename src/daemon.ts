@@ -113,6 +113,8 @@ export class Daemon {
       conn: this.containerd,
       snapshotter: config.snapshotter,
       snapshotterMountpoint: async (call) => (await images.snapshotterLocation(call)).mountpoint,
+      cgroupDriver: config.cgroupDriver,
+      cgroupV2: env.cgroup?.cgroupV2 ?? false,
       logger,
     });
     this.streaming = new StreamingService({ ...config.streaming, containers, sandboxes, logger });

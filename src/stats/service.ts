@@ -3,11 +3,11 @@
  * metrics: the cgroup as the shim reads it; snapshot usage: the writable
  * layer) and from the pod's network namespace.
  *
- * Pod CPU and memory are the sum of the pod's running tasks (the sandbox's
- * pause process and every running container), not a read of the pod's parent
- * cgroup: that works the same with either cgroup driver and version, at the
- * price that CPU time of containers that already exited drops out of the
- * pod's figure.
+ * Pod CPU and memory come from the pod's own cgroup (the parent the kubelet
+ * gives in the sandbox config), which also counts containers that already
+ * exited. A pod without one (crictl, a kubelet without per-pod cgroups) gets
+ * the sum of its running tasks: the pause process and every running
+ * container.
  */
 import type { CallContext } from '../containerd/call';
 import type { ContainerdConnection } from '../containerd/connection';
@@ -17,6 +17,7 @@ import type { Logger } from '../log/logger';
 import type { SandboxRecord } from '../sandbox/model';
 import { CpuRateTracker, decodeTaskMetric, sumSamples, TaskSample } from './cgroup-metrics';
 import { InterfaceCounters, readNetDev } from './net-dev';
+import { podCgroupPath, readPodCgroup } from './pod-cgroup';
 
 export interface LayerUsage {
   timestampNs: bigint;
@@ -46,6 +47,8 @@ export interface StatsServiceDeps {
   snapshotter: string;
   /** The mount holding the snapshotter's directory (the kubelet's filesystem ID for writable layers). */
   snapshotterMountpoint(call: CallContext): Promise<string>;
+  cgroupDriver: 'cgroupfs' | 'systemd';
+  cgroupV2: boolean;
   logger: Logger;
 }
 
@@ -88,10 +91,11 @@ export class StatsService {
   ): Promise<SandboxUsage[]> {
     const members = sandboxes.map((s) => containersOf(s.id));
     const sandboxTasks = sandboxes.filter((s) => s.state === 'ready').map((s) => s.id);
-    const [sandboxSamples, containerStats, networks] = await Promise.all([
+    const [sandboxSamples, containerStats, networks, podCgroups] = await Promise.all([
       this.taskSamples(sandboxTasks, call),
       this.containers(members.flat(), call),
       Promise.all(sandboxes.map((s) => this.network(s))),
+      Promise.all(sandboxes.map((s) => this.podCgroup(s))),
     ]);
     const byContainer = new Map(containerStats.map((c) => [c.record.id, c]));
     return sandboxes.map((record, i) => {
@@ -99,7 +103,7 @@ export class StatsService {
       const taskSamples = [sandboxSamples.get(record.id), ...containers.map((c) => c.sample)].filter(
         (s): s is TaskSample => s !== undefined,
       );
-      const sample = sumSamples(record.id, taskSamples);
+      const sample = podCgroups[i] ?? sumSamples(record.id, taskSamples);
       return {
         record,
         sample,
@@ -147,6 +151,12 @@ export class StatsService {
     });
     this.layerUsage.set(id, { at: Date.now(), value });
     return value;
+  }
+
+  private async podCgroup(sandbox: SandboxRecord): Promise<TaskSample | undefined> {
+    if (sandbox.state !== 'ready') return undefined;
+    const cgroupPath = podCgroupPath(sandbox.config.linux?.cgroupParent ?? '', this.deps.cgroupDriver);
+    return cgroupPath === undefined ? undefined : readPodCgroup(sandbox.id, cgroupPath, this.deps.cgroupV2);
   }
 
   private async network(sandbox: SandboxRecord): Promise<SandboxUsage['network']> {

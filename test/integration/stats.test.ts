@@ -4,7 +4,8 @@
  * pod's network counters and process count, against known loads.
  */
 import { createSocket } from 'node:dgram';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmdirSync } from 'node:fs';
+import path from 'node:path';
 import {
   ContainerStats,
   ContainerStatsFilter,
@@ -68,6 +69,14 @@ async function expectCode(p: Promise<unknown>, code: number): Promise<string> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function rmdirQuietly(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // not there in this hierarchy, or still in use by another test's pod
+  }
+}
 
 beforeAll(async () => {
   adapter = await startHarnessAdapter(h, { namespace: NS, dir: mkdtempSync('/tmp/cri-adapter-proc-') });
@@ -219,6 +228,40 @@ describe('ListPodSandboxStats and PodSandboxStats', () => {
 
     expect(await expectCode(adapter.client.runtime.podSandboxStats({ podSandboxId: '' }), 3)).toMatch(/pod_sandbox_id/);
     expect(await expectCode(adapter.client.runtime.podSandboxStats({ podSandboxId: 'nope' }), 5)).toMatch(/nope/);
+  });
+
+  it("read the pod's own cgroup when the kubelet gave it one, so an exited container's CPU time still counts", async () => {
+    const parent = `/cri-adapter-it/pod-stats-${process.pid}`;
+    const config = PodSandboxConfig.fromPartial({ metadata: { name: 'cg', namespace: 'it', uid: 'stats-cg' }, linux: { cgroupParent: parent } });
+    const { podSandboxId } = await adapter.client.runtime.runPodSandbox(RunPodSandboxRequest.fromPartial({ config }));
+    try {
+      const start = async (name: string, command: string[]) => {
+        const { containerId } = await adapter.client.runtime.createContainer(
+          CreateContainerRequest.fromPartial({ podSandboxId, sandboxConfig: config, config: { metadata: { name }, image: { image: h.images.busybox }, command, linux: {} } }),
+        );
+        await adapter.client.runtime.startContainer({ containerId });
+        return containerId;
+      };
+      await start('stay', ['sleep', '3600']);
+      const burst = await start('burst', ['sh', '-c', 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done']);
+      for (let i = 0; i < 300; i++) {
+        if ((await adapter.client.runtime.containerStatus({ containerId: burst, verbose: false })).status?.state === 2) break;
+        await sleep(100);
+      }
+      const { stats } = await adapter.client.runtime.podSandboxStats({ podSandboxId });
+      const running = stats!.linux!.containers.reduce((n, c) => n + c.cpu!.usageCoreNanoSeconds!.value, 0n);
+      // The burst ran for a good part of a CPU-second and is gone; the pod cgroup still has it.
+      expect(stats!.linux!.cpu!.usageCoreNanoSeconds!.value - running).toBeGreaterThan(100_000_000n);
+      expect(stats!.linux!.containers.map((c) => c.attributes!.metadata!.name)).toEqual(['stay']);
+      expect(stats!.linux!.process!.processCount!.value).toBeGreaterThanOrEqual(2n);
+    } finally {
+      await adapter.client.runtime.stopPodSandbox({ podSandboxId }).catch(() => undefined);
+      await adapter.client.runtime.removePodSandbox({ podSandboxId }).catch(() => undefined);
+      // The kubelet owns pod cgroups and removes them; here the test does.
+      for (const hierarchy of readdirSync('/sys/fs/cgroup')) {
+        for (const dir of [parent, path.dirname(parent)]) rmdirQuietly(path.join('/sys/fs/cgroup', hierarchy, dir));
+      }
+    }
   });
 
   it('leave a stopped pod out of the list but still answer for it, without usage', async () => {
