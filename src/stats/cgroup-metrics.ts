@@ -48,12 +48,39 @@ export function timestampToNs(ts: Timestamp | undefined): bigint {
   return ts.seconds * 1_000_000_000n + BigInt(ts.nanos);
 }
 
-function workingSet(usage: bigint, inactiveFile: bigint): bigint {
-  return usage > inactiveFile ? usage - inactiveFile : 0n;
+/** The raw figures of one cgroup, as either cgroup version names them. */
+export interface CgroupFigures {
+  cpuUsageNs: bigint;
+  memoryUsage: bigint;
+  inactiveFile: bigint;
+  rss: bigint;
+  pageFaults: bigint;
+  majorPageFaults: bigint;
+  /** As the kernel reports it: 0 or a huge value mean no limit. */
+  memoryLimit: bigint;
+  processes: bigint;
 }
 
-function limitOrUndefined(limit: bigint): bigint | undefined {
-  return limit > 0n && limit < UNLIMITED_FROM ? limit : undefined;
+/**
+ * One sample from a cgroup's figures, whoever read them (containerd's task
+ * metrics, or the pod cgroup's files): the working set and the limit are
+ * derived here, once, the way the kubelet and cAdvisor define them.
+ */
+export function toTaskSample(id: string, timestampNs: bigint, f: CgroupFigures): TaskSample {
+  return {
+    id,
+    timestampNs,
+    cpuUsageNs: f.cpuUsageNs,
+    memory: {
+      usage: f.memoryUsage,
+      workingSet: f.memoryUsage > f.inactiveFile ? f.memoryUsage - f.inactiveFile : 0n,
+      rss: f.rss,
+      pageFaults: f.pageFaults,
+      majorPageFaults: f.majorPageFaults,
+      limit: f.memoryLimit > 0n && f.memoryLimit < UNLIMITED_FROM ? f.memoryLimit : undefined,
+    },
+    processes: f.processes,
+  };
 }
 
 /** The type name of an Any's URL ("types.example/x.y.Z" and "x.y.Z" both give "x.y.Z"). */
@@ -70,40 +97,30 @@ export function decodeTaskMetric(metric: Metric): TaskSample | undefined {
   if (kind === CGROUPS_V1_METRICS) {
     const m = V1Metrics.decode(data.value);
     const mem = m.memory;
-    const usage = mem?.usage?.usage ?? 0n;
-    return {
-      id: metric.id,
-      timestampNs,
+    return toTaskSample(metric.id, timestampNs, {
       cpuUsageNs: m.cpu?.usage?.total ?? 0n,
-      memory: {
-        usage,
-        workingSet: workingSet(usage, mem?.totalInactiveFile ?? 0n),
-        rss: mem?.totalRss ?? 0n,
-        pageFaults: mem?.totalPgFault ?? 0n,
-        majorPageFaults: mem?.totalPgMajFault ?? 0n,
-        limit: limitOrUndefined(mem?.usage?.limit ?? 0n),
-      },
+      memoryUsage: mem?.usage?.usage ?? 0n,
+      inactiveFile: mem?.totalInactiveFile ?? 0n,
+      rss: mem?.totalRss ?? 0n,
+      pageFaults: mem?.totalPgFault ?? 0n,
+      majorPageFaults: mem?.totalPgMajFault ?? 0n,
+      memoryLimit: mem?.usage?.limit ?? 0n,
       processes: m.pids?.current ?? 0n,
-    };
+    });
   }
   if (kind === CGROUPS_V2_METRICS) {
     const m = V2Metrics.decode(data.value);
     const mem = m.memory;
-    const usage = mem?.usage ?? 0n;
-    return {
-      id: metric.id,
-      timestampNs,
+    return toTaskSample(metric.id, timestampNs, {
       cpuUsageNs: (m.cpu?.usageUsec ?? 0n) * 1000n,
-      memory: {
-        usage,
-        workingSet: workingSet(usage, mem?.inactiveFile ?? 0n),
-        rss: mem?.anon ?? 0n,
-        pageFaults: mem?.pgfault ?? 0n,
-        majorPageFaults: mem?.pgmajfault ?? 0n,
-        limit: limitOrUndefined(mem?.usageLimit ?? 0n),
-      },
+      memoryUsage: mem?.usage ?? 0n,
+      inactiveFile: mem?.inactiveFile ?? 0n,
+      rss: mem?.anon ?? 0n,
+      pageFaults: mem?.pgfault ?? 0n,
+      majorPageFaults: mem?.pgmajfault ?? 0n,
+      memoryLimit: mem?.usageLimit ?? 0n,
       processes: m.pids?.current ?? 0n,
-    };
+    });
   }
   return undefined;
 }

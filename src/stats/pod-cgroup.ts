@@ -7,10 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { TaskSample } from './cgroup-metrics';
-
-/** Limits at or above this are "no limit" (v1's PAGE_COUNTER_MAX in bytes). */
-const UNLIMITED_FROM = 1n << 62n;
+import { TaskSample, toTaskSample } from './cgroup-metrics';
 
 /**
  * The pod cgroup's path inside a hierarchy. cgroupfs: the parent as given.
@@ -65,25 +62,18 @@ export async function readPodCgroup(
       ['cpu.stat', 'memory.current', 'memory.max', 'memory.stat', 'pids.current'].map((f) => readText(path.join(dir, f))),
     );
     if (cpuStat === undefined || current === undefined) return undefined;
-    const cpu = parseKeyValues(cpuStat);
     const mem = parseKeyValues(memStat ?? '');
-    const usage = toNumber(current) ?? 0n;
-    const inactive = mem.get('inactive_file') ?? 0n;
-    const limit = toNumber(max);
-    return {
-      id,
-      timestampNs,
-      cpuUsageNs: (cpu.get('usage_usec') ?? 0n) * 1000n,
-      memory: {
-        usage,
-        workingSet: usage > inactive ? usage - inactive : 0n,
-        rss: mem.get('anon') ?? 0n,
-        pageFaults: mem.get('pgfault') ?? 0n,
-        majorPageFaults: mem.get('pgmajfault') ?? 0n,
-        limit: limit !== undefined && limit < UNLIMITED_FROM ? limit : undefined,
-      },
+    return toTaskSample(id, timestampNs, {
+      cpuUsageNs: (parseKeyValues(cpuStat).get('usage_usec') ?? 0n) * 1000n,
+      memoryUsage: toNumber(current) ?? 0n,
+      inactiveFile: mem.get('inactive_file') ?? 0n,
+      rss: mem.get('anon') ?? 0n,
+      pageFaults: mem.get('pgfault') ?? 0n,
+      majorPageFaults: mem.get('pgmajfault') ?? 0n,
+      // "max" is not a number: no limit.
+      memoryLimit: toNumber(max) ?? 0n,
       processes: toNumber(pids) ?? 0n,
-    };
+    });
   }
   const [cpuUsage, usageText, limitText, memStat, pids] = await Promise.all([
     readText(path.join(root, 'cpuacct', cgroupPath, 'cpuacct.usage')),
@@ -94,21 +84,14 @@ export async function readPodCgroup(
   ]);
   if (cpuUsage === undefined || usageText === undefined) return undefined;
   const mem = parseKeyValues(memStat ?? '');
-  const usage = toNumber(usageText) ?? 0n;
-  const inactive = mem.get('total_inactive_file') ?? 0n;
-  const limit = toNumber(limitText);
-  return {
-    id,
-    timestampNs,
+  return toTaskSample(id, timestampNs, {
     cpuUsageNs: toNumber(cpuUsage) ?? 0n,
-    memory: {
-      usage,
-      workingSet: usage > inactive ? usage - inactive : 0n,
-      rss: mem.get('total_rss') ?? 0n,
-      pageFaults: mem.get('total_pgfault') ?? 0n,
-      majorPageFaults: mem.get('total_pgmajfault') ?? 0n,
-      limit: limit !== undefined && limit > 0n && limit < UNLIMITED_FROM ? limit : undefined,
-    },
+    memoryUsage: toNumber(usageText) ?? 0n,
+    inactiveFile: mem.get('total_inactive_file') ?? 0n,
+    rss: mem.get('total_rss') ?? 0n,
+    pageFaults: mem.get('total_pgfault') ?? 0n,
+    majorPageFaults: mem.get('total_pgmajfault') ?? 0n,
+    memoryLimit: toNumber(limitText) ?? 0n,
     processes: toNumber(pids) ?? 0n,
-  };
+  });
 }
