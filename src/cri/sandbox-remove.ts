@@ -8,11 +8,7 @@ export function removePodSandboxHandler(deps: CriDeps): UnaryHandler<RemovePodSa
   return async (request, ctx) => {
     if (!request.podSandboxId) throw new InvalidArgumentError('RemovePodSandbox: pod_sandbox_id is required');
     const record = deps.sandboxes.get(request.podSandboxId);
-    if (record) {
-      // A port-forward helper lives in the pod's network namespace; it goes first.
-      deps.streaming.releasePod(record.id);
-      await deps.sandboxes.remove(record.id, { signal: ctx.signal, deadline: ctx.deadline });
-    }
+    if (record) await deps.sandboxes.remove(record.id, { signal: ctx.signal, deadline: ctx.deadline });
     return {};
   };
 }

@@ -8,11 +8,7 @@ export function stopPodSandboxHandler(deps: CriDeps): UnaryHandler<StopPodSandbo
   return async (request, ctx) => {
     if (!request.podSandboxId) throw new InvalidArgumentError('StopPodSandbox: pod_sandbox_id is required');
     const record = deps.sandboxes.get(request.podSandboxId);
-    if (record) {
-      // A port-forward helper lives in the pod's network namespace; it goes first.
-      deps.streaming.releasePod(record.id);
-      await deps.sandboxes.stop(record.id, { signal: ctx.signal, deadline: ctx.deadline });
-    }
+    if (record) await deps.sandboxes.stop(record.id, { signal: ctx.signal, deadline: ctx.deadline });
     return {};
   };
 }

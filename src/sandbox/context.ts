@@ -26,4 +26,6 @@ export interface SandboxContext {
     stopAll(sandboxId: string, ctxSignal?: AbortSignal): Promise<void>;
     removeAll(sandboxId: string, ctxSignal?: AbortSignal): Promise<void>;
   };
+  /** Called before a pod's network goes, by whoever holds on to it (a port-forward helper in the namespace). */
+  networkUsers: Array<(sandboxId: string) => void>;
 }

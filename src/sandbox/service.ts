@@ -23,9 +23,15 @@ export class SandboxService {
       locks: new KeyedMutex(),
       podCidr: () => this.podCidr,
       containersOf: { stopAll: async () => undefined, removeAll: async () => undefined },
+      networkUsers: [],
     };
     // The kubelet's image GC must not take the image a running pod was started from.
     deps.images.inUse = (imageId) => [...this.ctx.sandboxes.values()].some((s) => s.imageId === imageId);
+  }
+
+  /** `release(sandboxId)` runs before a pod's network is torn down, however the pod is stopped or removed. */
+  onNetworkTeardown(release: (sandboxId: string) => void): void {
+    this.ctx.networkUsers.push(release);
   }
 
   /** Lets the container domain plug in how a pod's containers are stopped and removed. */

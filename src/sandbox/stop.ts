@@ -14,6 +14,7 @@ import { NamespaceMode } from '../gen/runtime/v1/api';
  * not fatal: a pod must always be stoppable, and DEL is best effort by spec.
  */
 export async function teardownNetwork(ctx: SandboxContext, record: SandboxRecord): Promise<void> {
+  for (const release of ctx.networkUsers) release(record.id);
   if (record.networkTornDown) return;
   const network = ctx.cni.network;
   const md = record.config.metadata!;

@@ -28,6 +28,8 @@ export class StreamingService {
   private readonly dialers = new Map<string, NetnsDialer>();
 
   constructor(private readonly deps: StreamingServiceDeps) {
+    // A port-forward helper lives in the pod's network namespace: it goes before the namespace does.
+    deps.sandboxes.onNetworkTeardown((id) => this.releasePod(id));
     this.server = new StreamingServer({
       address: deps.address,
       port: deps.port,
@@ -47,7 +49,7 @@ export class StreamingService {
   }
 
   /** Ends the pod's port-forward helper, if it has one (the pod is stopping). */
-  releasePod(podSandboxId: string): void {
+  private releasePod(podSandboxId: string): void {
     this.dialers.get(podSandboxId)?.close();
     this.dialers.delete(podSandboxId);
   }
