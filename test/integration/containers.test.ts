@@ -34,7 +34,6 @@ import {
   SecurityProfile_ProfileType,
   Signal,
   StreamContainersRequest,
-  StreamContainersResponse,
   UpdateContainerResourcesRequest,
 } from '../../src/gen/runtime/v1/api';
 import { loadHarnessEnv } from '../harness/env';
@@ -649,13 +648,8 @@ describe('list', () => {
     expect(byId.get(b)?.image?.image).toBe(busybox);
 
     // StreamContainers: all containers, each exactly once.
-    const streamed: string[] = [];
-    await new Promise<void>((resolve, reject) => {
-      const s = client.raw.runtime.streamContainers(StreamContainersRequest.fromPartial({}));
-      s.on('data', (m: StreamContainersResponse) => streamed.push(...m.containers.map((x) => x.id)));
-      s.on('error', reject);
-      s.on('end', () => resolve());
-    });
+    const batches = await client.stream((md, o) => client.raw.runtime.streamContainers(StreamContainersRequest.fromPartial({}), md, o));
+    const streamed = batches.flatMap((m) => m.containers.map((x) => x.id));
     const all = await ids({});
     expect(streamed.length).toBe(new Set(streamed).size);
     expect([...streamed].sort()).toEqual(all);

@@ -97,13 +97,7 @@ async function remove(client: CriClient, image: string): Promise<void> {
 }
 
 function streamImages(client: CriClient): Promise<StreamImagesResponse[]> {
-  return new Promise((resolve, reject) => {
-    const out: StreamImagesResponse[] = [];
-    const call = client.raw.image.streamImages(StreamImagesRequest.fromPartial({}), { deadline: Date.now() + 20_000 });
-    call.on('data', (m: StreamImagesResponse) => out.push(m));
-    call.on('error', reject);
-    call.on('end', () => resolve(out));
-  });
+  return client.stream((md, o) => client.raw.image.streamImages(StreamImagesRequest.fromPartial({}), md, o), { deadline: Date.now() + 20_000 });
 }
 
 /** A GET against a plain-http registry, JSON body. */

@@ -29,7 +29,6 @@ import {
   PodSandboxStatusResponse,
   RunPodSandboxRequest,
   StreamPodSandboxesRequest,
-  StreamPodSandboxesResponse,
 } from '../../src/gen/runtime/v1/api';
 import { loadHarnessEnv } from '../harness/env';
 import { freePort } from '../harness/util';
@@ -537,22 +536,12 @@ describe('pod sandboxes through the CRI API', () => {
       expect(full).toMatchObject({ id: a, state: PodSandboxState.SANDBOX_READY, labels: { suite, app: 'a', tier: 'web' }, runtimeHandler: 'runc' });
       expect(full.metadata!.name).toBe('list-a');
 
-      const streamed = await new Promise<string[]>((resolve, reject) => {
-        const out: string[] = [];
-        const s = client.raw.runtime.streamPodSandboxes(StreamPodSandboxesRequest.fromPartial({}));
-        s.on('data', (m: StreamPodSandboxesResponse) => out.push(...m.podSandboxes.map((p) => p.id)));
-        s.on('error', reject);
-        s.on('end', () => resolve(out));
-      });
+      const streamIds = async (request: StreamPodSandboxesRequest) =>
+        (await client.stream((md, o) => client.raw.runtime.streamPodSandboxes(request, md, o))).flatMap((m) => m.podSandboxes.map((p) => p.id));
+      const streamed = await streamIds(StreamPodSandboxesRequest.fromPartial({}));
       for (const id of [a, b, c]) expect(streamed.filter((x) => x === id)).toEqual([id]);
       expect(new Set(streamed).size).toBe(streamed.length);
-      const filtered = await new Promise<string[]>((resolve, reject) => {
-        const out: string[] = [];
-        const s = client.raw.runtime.streamPodSandboxes(StreamPodSandboxesRequest.fromPartial({ filter: { state: NOTREADY, labelSelector: { suite } } }));
-        s.on('data', (m: StreamPodSandboxesResponse) => out.push(...m.podSandboxes.map((p) => p.id)));
-        s.on('error', reject);
-        s.on('end', () => resolve(out));
-      });
+      const filtered = await streamIds(StreamPodSandboxesRequest.fromPartial({ filter: { state: NOTREADY, labelSelector: { suite } } }));
       expect(filtered).toEqual([c]);
     } finally {
       for (const id of [a, b, c]) await stopAndRemove(client, id);

@@ -20,9 +20,7 @@ import {
   PullImageRequest,
   RunPodSandboxRequest,
   StreamContainerStatsRequest,
-  StreamContainerStatsResponse,
   StreamPodSandboxStatsRequest,
-  StreamPodSandboxStatsResponse,
 } from '../../src/gen/runtime/v1/api';
 import { loadHarnessEnv } from '../harness/env';
 import type { AdapterProcess } from '../support/adapter-process';
@@ -160,13 +158,8 @@ describe('ListContainerStats and ContainerStats', () => {
     expect((await listStats({ podSandboxId: 'no-such-pod' })).size).toBe(0);
     expect((await listStats({ id: done })).size).toBe(0);
 
-    const streamed: string[] = [];
-    await new Promise<void>((resolve, reject) => {
-      const s = adapter.client.raw.runtime.streamContainerStats(StreamContainerStatsRequest.fromPartial({}));
-      s.on('data', (m: StreamContainerStatsResponse) => streamed.push(...m.containerStats.map((x) => x.attributes!.id)));
-      s.on('error', reject);
-      s.on('end', () => resolve());
-    });
+    const batches = await adapter.client.stream((md, o) => adapter.client.raw.runtime.streamContainerStats(StreamContainerStatsRequest.fromPartial({}), md, o));
+    const streamed = batches.flatMap((m) => m.containerStats.map((x) => x.attributes!.id));
     expect(streamed.sort()).toEqual([busy, idle].sort());
   });
 
@@ -217,14 +210,8 @@ describe('ListPodSandboxStats and PodSandboxStats', () => {
     expect(await ids({ labelSelector: { app: 'stats' } })).toEqual([podId]);
     expect(await ids({ labelSelector: { app: 'other' } })).toEqual([]);
 
-    const streamed: string[] = [];
-    await new Promise<void>((resolve, reject) => {
-      const s = adapter.client.raw.runtime.streamPodSandboxStats(StreamPodSandboxStatsRequest.fromPartial({}));
-      s.on('data', (m: StreamPodSandboxStatsResponse) => streamed.push(...m.podSandboxStats.map((x) => x.attributes!.id)));
-      s.on('error', reject);
-      s.on('end', () => resolve());
-    });
-    expect(streamed).toEqual([podId]);
+    const batches = await adapter.client.stream((md, o) => adapter.client.raw.runtime.streamPodSandboxStats(StreamPodSandboxStatsRequest.fromPartial({}), md, o));
+    expect(batches.flatMap((m) => m.podSandboxStats.map((x) => x.attributes!.id))).toEqual([podId]);
 
     expect(await expectCode(adapter.client.runtime.podSandboxStats({ podSandboxId: '' }), 3)).toMatch(/pod_sandbox_id/);
     expect(await expectCode(adapter.client.runtime.podSandboxStats({ podSandboxId: 'nope' }), 5)).toMatch(/nope/);

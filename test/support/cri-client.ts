@@ -1,6 +1,6 @@
-import { credentials, Metadata, ServiceError } from '@grpc/grpc-js';
+import { CallOptions, ClientReadableStream, credentials, Metadata, ServiceError } from '@grpc/grpc-js';
 import { ImageServiceClient, ImageServiceService, RuntimeServiceClient, RuntimeServiceService } from '../../src/gen/runtime/v1/api';
-import { promisifyUnary, UnaryMethods } from '../../src/grpc/promisify';
+import { CallContext, collectStream, promisifyUnary, UnaryMethods } from '../../src/grpc/promisify';
 
 /** A failed CRI call as a test sees it: the gRPC code and the message. */
 export class CriCallError extends Error {
@@ -17,6 +17,11 @@ export interface CriClient {
   runtime: UnaryMethods<RuntimeServiceClient>;
   image: UnaryMethods<ImageServiceClient>;
   raw: { runtime: RuntimeServiceClient; image: ImageServiceClient };
+  /**
+   * Reads a server-streaming call to its end, with the same deadline and
+   * errors as the unary calls: `client.stream((md, o) => client.raw.runtime.streamContainers(req, md, o))`.
+   */
+  stream<Res>(start: (metadata: Metadata, options: Partial<CallOptions>) => ClientReadableStream<Res>, ctx?: CallContext): Promise<Res[]>;
   close(): void;
 }
 
@@ -35,6 +40,7 @@ export function criClient(socketPath: string, timeoutMs = 60_000): CriClient {
     runtime: promisifyUnary(runtime, RuntimeServiceService, 'RuntimeService', how),
     image: promisifyUnary(image, ImageServiceService, 'ImageService', how),
     raw: { runtime, image },
+    stream: (start, ctx) => collectStream((_request: undefined, md, o) => start(md, o), undefined, 'stream', how, ctx),
     close() {
       runtime.close();
       image.close();
