@@ -9,7 +9,7 @@ import { ImageStore } from './image/store';
 import { RegistryClient } from './image/registry';
 import type { Logger } from './log/logger';
 import { EventMonitor } from './events/monitor';
-import { probeNodeEnvironment } from './runtime/node-environment';
+import { probeNodeEnvironment } from './host/node-environment';
 import { StatsService } from './stats/service';
 import { StreamingService } from './streaming/service';
 import { SandboxService } from './sandbox/service';

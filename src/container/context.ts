@@ -4,9 +4,9 @@ import type { ContainerdConnection } from '../containerd/connection';
 import type { ImageService } from '../image/service';
 import type { Logger } from '../log/logger';
 import type { SandboxService } from '../sandbox/service';
-import type { RuntimeEnvironment } from '../spec';
-import type { KeyedMutex } from '../store/keyed-mutex';
-import type { NameRegistrar } from '../store/names';
+import type { RuntimeEnvironment } from '../oci';
+import type { KeyedMutex } from '../util/keyed-mutex';
+import type { NameRegistrar } from '../util/name-registrar';
 import type { ContainerRecord } from './model';
 
 /** The paths a task's stdio is wired to (FIFOs the adapter reads), or '' for none. */

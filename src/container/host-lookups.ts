@@ -1,8 +1,8 @@
 import { readdirSync, statSync, Stats } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError } from '../errors';
-import { mountContaining, readMountinfo } from '../runtime/mountinfo';
-import type { HostDevice, HostPropagation } from '../spec';
+import { mountContaining, readMountinfo } from '../host/mountinfo';
+import type { HostDevice, HostPropagation } from '../oci';
 
 // Linux dev_t encoding (glibc's gnu_dev_major/minor).
 const major = (rdev: number) => ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);

@@ -1,7 +1,7 @@
 import type { CallContext } from '../containerd/call';
 import { deleteTask, getTask, ignoreNotFound, stopTask, TaskStatus } from '../containerd/tasks';
 import { FailedPreconditionError, NotFoundError } from '../errors';
-import { nowNs } from '../sandbox/model';
+import { nowNs } from '../util/time';
 import type { ContainerContext } from './context';
 import { ContainerRecord, exitReason, signalNumber } from './model';
 import { removeContainerStatus, writeContainerStatus } from './status-file';

@@ -1,5 +1,5 @@
 import { ContainerConfig } from '../gen/runtime/v1/api';
-import type { OciSpec, ResolvedUser } from '../spec';
+import type { OciSpec, ResolvedUser } from '../oci';
 
 export type ContainerState = 'created' | 'running' | 'exited' | 'unknown';
 

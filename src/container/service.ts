@@ -5,9 +5,9 @@ import { OCI_LINUX_RESOURCES_TYPE_URL, OCI_SPEC_TYPE_URL, packJson } from '../co
 import { FailedPreconditionError, NotFoundError } from '../errors';
 import type { EventMonitor, TaskExitEvent } from '../events/monitor';
 import type { ContainerConfig, LinuxContainerResources, PodSandboxConfig } from '../gen/runtime/v1/api';
-import { resourcesToOci } from '../spec/resources';
-import { KeyedMutex } from '../store/keyed-mutex';
-import { NameRegistrar } from '../store/names';
+import { resourcesToOci } from '../oci/resources';
+import { KeyedMutex } from '../util/keyed-mutex';
+import { NameRegistrar } from '../util/name-registrar';
 import type { ContainerContext } from './context';
 import { createContainer } from './create';
 import { recordExit, removeContainer, startContainer, stopContainer } from './lifecycle';

@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { readJsonFile, writeFileAtomic } from '../store/atomic-file';
+import { readJsonFile, writeFileAtomic } from '../util/atomic-file';
 import { ContainerRecord, ContainerStatusFields, toStatusFields } from './model';
 
 function statusPath(root: string, id: string): string {

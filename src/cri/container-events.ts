@@ -1,7 +1,7 @@
 import type { ContainerEventKind } from '../container/context';
 import type { ContainerRecord } from '../container/model';
 import { ContainerEventType, GetEventsRequest, ContainerEventResponse } from '../gen/runtime/v1/api';
-import { nowNs } from '../sandbox/model';
+import { nowNs } from '../util/time';
 import type { CriDeps } from './deps';
 import type { StreamHandler } from './dispatch';
 import { toCriContainerStatus } from './container-mapping';

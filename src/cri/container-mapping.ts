@@ -6,7 +6,7 @@ import {
   Signal,
 } from '../gen/runtime/v1/api';
 import type { ContainerRecord } from '../container/model';
-import { labelsMatch } from '../sandbox/model';
+import { labelsMatch } from '../util/label-selector';
 
 const STATES: Record<ContainerRecord['state'], ContainerState> = {
   created: ContainerState.CONTAINER_CREATED,

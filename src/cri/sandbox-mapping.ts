@@ -1,5 +1,6 @@
 import { PodSandbox, PodSandboxFilter, PodSandboxState, PodSandboxStatus } from '../gen/runtime/v1/api';
-import { labelsMatch, SandboxRecord } from '../sandbox/model';
+import { SandboxRecord } from '../sandbox/model';
+import { labelsMatch } from '../util/label-selector';
 
 export function criSandboxState(record: SandboxRecord): PodSandboxState {
   return record.state === 'ready' ? PodSandboxState.SANDBOX_READY : PodSandboxState.SANDBOX_NOTREADY;

@@ -1,3 +1,4 @@
+import { nowNs } from '../util/time';
 import { InvalidArgumentError, NotFoundError } from '../errors';
 import type { PodSandboxStatusRequest, PodSandboxStatusResponse } from '../gen/runtime/v1/api';
 import type { CriDeps } from './deps';
@@ -21,6 +22,6 @@ export function podSandboxStatusHandler(deps: CriDeps): UnaryHandler<PodSandboxS
         runtimeSpec: r.spec ?? null,
       });
     }
-    return { status: toCriSandboxStatus(r), info, containersStatuses: [], timestamp: BigInt(Date.now()) * 1_000_000n };
+    return { status: toCriSandboxStatus(r), info, containersStatuses: [], timestamp: nowNs() };
   };
 }

@@ -1,7 +1,7 @@
 import { OCI_LINUX_RESOURCES_TYPE_URL, packJson } from '../containerd/typeurl';
 import { InvalidArgumentError, NotFoundError } from '../errors';
 import type { UpdatePodSandboxResourcesRequest, UpdatePodSandboxResourcesResponse } from '../gen/runtime/v1/api';
-import { sandboxResources } from '../spec';
+import { sandboxResources } from '../oci';
 import type { CriDeps } from './deps';
 import type { UnaryHandler } from './dispatch';
 

@@ -1,10 +1,11 @@
+import { nowNs } from '../util/time';
 import { promises as fs } from 'node:fs';
 import type { CallContext } from '../containerd/call';
 import type { ContainerdConnection } from '../containerd/connection';
 import { readBlob } from '../containerd/content';
 import { CancelledError, DeadlineExceededError, FailedPreconditionError, NotFoundError } from '../errors';
 import type { Logger } from '../log/logger';
-import { mountContaining, readMountinfo } from '../runtime/mountinfo';
+import { mountContaining, readMountinfo } from '../host/mountinfo';
 import { chainIds } from './layers';
 import { pullImage, PullSettings, recordNamesFor } from './pull';
 import { parseImageId, parseReference } from './reference';
@@ -239,7 +240,7 @@ export class ImageService {
   private async measureUsage(ctx: CallContext): Promise<FsUsage> {
     const { root, mountpoint } = await this.snapshotterLocation(ctx);
     const used = await directoryUsage(root);
-    return { mountpoint, usedBytes: used.bytes, inodesUsed: used.inodes, timestamp: BigInt(Date.now()) * 1_000_000n };
+    return { mountpoint, usedBytes: used.bytes, inodesUsed: used.inodes, timestamp: nowNs() };
   }
 
   private locationMemo: Promise<{ root: string; mountpoint: string }> | undefined;

@@ -1,4 +1,4 @@
-import type { ImageConfigFile } from '../spec/oci-types';
+import type { ImageConfigFile } from '../oci/oci-types';
 import { parseImageId, parseImageSpec, ParsedReference } from './reference';
 
 // The OCI image config type is shared with the spec builders, which read the same blob.

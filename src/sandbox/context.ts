@@ -3,9 +3,9 @@ import type { ContainerdConnection } from '../containerd/connection';
 import type { ImageService } from '../image/service';
 import type { Logger } from '../log/logger';
 import type { CniConfigWatcher } from '../network/cni-config';
-import type { RuntimeEnvironment } from '../spec';
-import type { KeyedMutex } from '../store/keyed-mutex';
-import type { NameRegistrar } from '../store/names';
+import type { RuntimeEnvironment } from '../oci';
+import type { KeyedMutex } from '../util/keyed-mutex';
+import type { NameRegistrar } from '../util/name-registrar';
 import type { SandboxRecord } from './model';
 
 /** Everything the sandbox flows share. */

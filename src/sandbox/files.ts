@@ -3,7 +3,7 @@ import { mkdirSync, promises as fs, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { InternalError } from '../errors';
-import { readMountinfoAsync } from '../runtime/mountinfo';
+import { readMountinfoAsync } from '../host/mountinfo';
 import type { DNSConfig } from '../gen/runtime/v1/api';
 
 const run = promisify(execFile);

@@ -1,6 +1,6 @@
 import { PodSandboxConfig } from '../gen/runtime/v1/api';
 import type { CniResult } from '../network/cni';
-import type { OciSpec } from '../spec';
+import type { OciSpec } from '../oci';
 
 export type SandboxState = 'ready' | 'notready';
 
@@ -87,11 +87,3 @@ export function sandboxName(config: PodSandboxConfig): string {
   return [md.name, md.namespace, md.uid, String(md.attempt)].join('_');
 }
 
-/** A label selector matches when every key/value it lists is present. */
-export function labelsMatch(labels: Record<string, string>, selector: Record<string, string>): boolean {
-  return Object.entries(selector).every(([k, v]) => labels[k] === v);
-}
-
-export function nowNs(): bigint {
-  return BigInt(Date.now()) * 1_000_000n;
-}

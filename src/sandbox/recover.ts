@@ -1,8 +1,8 @@
 import type { CallContext } from '../containerd/call';
 import { getTask, TaskStatus } from '../containerd/tasks';
 import { unpackJson } from '../containerd/typeurl';
-import type { OciSpec } from '../spec';
-import { EXTENSIONS, KIND_SANDBOX, LABELS } from '../store/labels';
+import type { OciSpec } from '../oci';
+import { EXTENSIONS, KIND_SANDBOX, LABELS } from '../containerd/labels';
 import type { SandboxContext } from './context';
 import { fromMetadata, SandboxMetadata } from './model';
 

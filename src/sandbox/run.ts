@@ -9,12 +9,13 @@ import { NamespaceMode, PodSandboxConfig, Protocol } from '../gen/runtime/v1/api
 import type { ImageEntry } from '../image/store';
 import { CniCapabilities, CniPodContext, cniAdd, cniDel, CniResult, podIps } from '../network/cni';
 import { createNetns, netnsNameFor, netnsPath as netnsPathOf, removeNetns } from '../network/netns';
-import { buildSandboxSpec } from '../spec';
-import { EXTENSIONS, KIND_SANDBOX, LABELS, METADATA_TYPE_URLS } from '../store/labels';
+import { buildSandboxSpec } from '../oci';
+import { EXTENSIONS, KIND_SANDBOX, LABELS, METADATA_TYPE_URLS } from '../containerd/labels';
 import type { SandboxContext } from './context';
 import { createSandboxFiles, removeSandboxFiles, sandboxFilePaths } from './files';
-import { nowNs, SandboxRecord, sandboxName, toMetadata } from './model';
-import { step, UndoStack } from './undo';
+import { nowNs } from '../util/time';
+import { SandboxRecord, sandboxName, toMetadata } from './model';
+import { step, UndoStack } from '../util/undo';
 
 /** The CRI's runtime capabilities for CNI, from the pod's config. */
 export function cniCapabilities(config: PodSandboxConfig, podCidr: string): CniCapabilities {

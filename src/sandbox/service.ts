@@ -1,7 +1,7 @@
 import type { CallContext } from '../containerd/call';
 import type { EventMonitor, TaskExitEvent } from '../events/monitor';
-import { KeyedMutex } from '../store/keyed-mutex';
-import { NameRegistrar } from '../store/names';
+import { KeyedMutex } from '../util/keyed-mutex';
+import { NameRegistrar } from '../util/name-registrar';
 import type { SandboxContext } from './context';
 import type { SandboxRecord } from './model';
 import { recoverSandboxes, reconcileSandboxes } from './recover';

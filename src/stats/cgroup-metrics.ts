@@ -10,6 +10,7 @@
  * - available = limit minus working set, only when a limit is set;
  * - rss = anonymous memory (v1 total_rss, v2 anon).
  */
+import { nowNs } from '../util/time';
 import { Metrics as V1Metrics } from '../gen/containerd/cgroups/v1/metrics';
 import { Metrics as V2Metrics } from '../gen/containerd/cgroups/v2/metrics';
 import type { Metric } from '../gen/containerd/types/metrics';
@@ -92,7 +93,7 @@ function typeName(typeUrl: string): string {
 export function decodeTaskMetric(metric: Metric): TaskSample | undefined {
   const data = metric.data;
   if (!data) return undefined;
-  const timestampNs = timestampToNs(metric.timestamp) || BigInt(Date.now()) * 1_000_000n;
+  const timestampNs = timestampToNs(metric.timestamp) || nowNs();
   const kind = typeName(data.typeUrl);
   if (kind === CGROUPS_V1_METRICS) {
     const m = V1Metrics.decode(data.value);

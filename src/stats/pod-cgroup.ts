@@ -5,6 +5,7 @@
  * Only with a parent the kubelet set: without one, pods share the adapter's
  * cgroup and have none of their own.
  */
+import { nowNs } from '../util/time';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TaskSample, toTaskSample } from './cgroup-metrics';
@@ -55,7 +56,7 @@ export async function readPodCgroup(
   cgroupV2: boolean,
   root = '/sys/fs/cgroup',
 ): Promise<TaskSample | undefined> {
-  const timestampNs = BigInt(Date.now()) * 1_000_000n;
+  const timestampNs = nowNs();
   if (cgroupV2) {
     const dir = path.join(root, cgroupPath);
     const [cpuStat, current, max, memStat, pids] = await Promise.all(

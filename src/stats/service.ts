@@ -9,6 +9,7 @@
  * the sum of its running tasks: the pause process and every running
  * container.
  */
+import { nowNs } from '../util/time';
 import type { CallContext } from '../containerd/call';
 import type { ContainerdConnection } from '../containerd/connection';
 import { NotFoundError } from '../errors';
@@ -62,7 +63,6 @@ const LAYER_USAGE_TTL_MS = 10_000;
 /** With more IDs than this, one unfiltered Metrics call is cheaper than a filter per ID. */
 const MAX_ID_FILTERS = 32;
 
-const nowNs = (): bigint => BigInt(Date.now()) * 1_000_000n;
 
 export class StatsService {
   private readonly cpuRates = new CpuRateTracker();

@@ -1,6 +1,6 @@
 import { SecurityProfile, SecurityProfile_ProfileType } from '../../../src/gen/runtime/v1/api';
 import { InvalidArgumentError } from '../../../src/errors';
-import { DEFAULT_MASKED_PATHS, newBaseSpec } from '../../../src/spec/defaults';
+import { DEFAULT_MASKED_PATHS, newBaseSpec } from '../../../src/oci/defaults';
 import {
   checkAppArmor,
   withMaskedPaths,
@@ -9,7 +9,7 @@ import {
   withReadonlyPaths,
   withReadonlyRootfs,
   withWritableSysfs,
-} from '../../../src/spec/security';
+} from '../../../src/oci/security';
 
 describe('masked and readonly paths', () => {
   it('keeps the defaults for an empty list and replaces them otherwise', () => {

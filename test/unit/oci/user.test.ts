@@ -1,7 +1,7 @@
 import { Int64Value, SupplementalGroupsPolicy } from '../../../src/gen/runtime/v1/api';
 import { InvalidArgumentError } from '../../../src/errors';
-import { newBaseSpec } from '../../../src/spec/defaults';
-import { parseGroup, parsePasswd, resolveUser, selectUserSource, withUser } from '../../../src/spec/user';
+import { newBaseSpec } from '../../../src/oci/defaults';
+import { parseGroup, parsePasswd, resolveUser, selectUserSource, withUser } from '../../../src/oci/user';
 import { GROUP, PASSWD } from './fixtures';
 
 const id = (n: number): Int64Value => ({ value: BigInt(n) });

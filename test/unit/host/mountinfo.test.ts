@@ -1,4 +1,4 @@
-import { mountContaining, parseMountinfo } from '../../../src/runtime/mountinfo';
+import { mountContaining, parseMountinfo } from '../../../src/host/mountinfo';
 
 const SAMPLE = [
   '22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw',

@@ -1,6 +1,6 @@
 import { ContainerConfig, KeyValue } from '../../../src/gen/runtime/v1/api';
 import { InvalidArgumentError } from '../../../src/errors';
-import { newBaseSpec } from '../../../src/spec/defaults';
+import { newBaseSpec } from '../../../src/oci/defaults';
 import {
   containerEnv,
   criEnvToStrings,
@@ -12,7 +12,7 @@ import {
   withEnv,
   withProcessArgs,
   withTerminal,
-} from '../../../src/spec/process';
+} from '../../../src/oci/process';
 
 const kv = (key: string, value: string) => KeyValue.fromPartial({ key, value: Buffer.from(value) });
 

@@ -1,6 +1,6 @@
 import { DeepPartial, Mount, MountPropagation } from '../../../src/gen/runtime/v1/api';
 import { InvalidArgumentError } from '../../../src/errors';
-import { newBaseSpec } from '../../../src/spec/defaults';
+import { newBaseSpec } from '../../../src/oci/defaults';
 import {
   BindMount,
   bindToOci,
@@ -13,7 +13,7 @@ import {
   sortMounts,
   withBindMounts,
   withSandboxMounts,
-} from '../../../src/spec/mounts';
+} from '../../../src/oci/mounts';
 
 const mount = (p: DeepPartial<Mount>) => Mount.fromPartial(p);
 const opts = { recursiveReadOnlySupported: true };

@@ -1,6 +1,6 @@
 import { SecurityProfile, SecurityProfile_ProfileType } from '../../../src/gen/runtime/v1/api';
 import { InvalidArgumentError } from '../../../src/errors';
-import { DEFAULT_CAPABILITIES, newBaseSpec } from '../../../src/spec/defaults';
+import { DEFAULT_CAPABILITIES, newBaseSpec } from '../../../src/oci/defaults';
 import {
   defaultSeccompProfile,
   parseSeccompProfile,
@@ -9,8 +9,8 @@ import {
   seccompChoice,
   seccompProfileFile,
   withSeccomp,
-} from '../../../src/spec/seccomp';
-import type { OciSeccomp } from '../../../src/spec/oci-types';
+} from '../../../src/oci/seccomp';
+import type { OciSeccomp } from '../../../src/oci/oci-types';
 
 const allowedNames = (p: OciSeccomp) => p.syscalls?.find((s) => s.action === 'SCMP_ACT_ALLOW' && !s.args)?.names ?? [];
 const rulesFor = (p: OciSeccomp, name: string) => (p.syscalls ?? []).filter((s) => s.names.includes(name));

@@ -1,5 +1,5 @@
-import { DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_PATH_ENV, DEFAULT_READONLY_PATHS, defaultMounts, newBaseSpec } from '../../../src/spec/defaults';
-import { applyOpts, OCI_VERSION } from '../../../src/spec/oci-types';
+import { DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_PATH_ENV, DEFAULT_READONLY_PATHS, defaultMounts, newBaseSpec } from '../../../src/oci/defaults';
+import { applyOpts, OCI_VERSION } from '../../../src/oci/oci-types';
 
 describe('newBaseSpec', () => {
   const spec = newBaseSpec();

@@ -6,9 +6,9 @@ import {
   NamespaceMode,
   PodSandboxConfig,
 } from '../../../src/gen/runtime/v1/api';
-import type { ContainerSpecInput } from '../../../src/spec/container';
-import type { RuntimeEnvironment } from '../../../src/spec/environment';
-import type { SandboxSpecInput } from '../../../src/spec/sandbox';
+import type { ContainerSpecInput } from '../../../src/oci/container';
+import type { RuntimeEnvironment } from '../../../src/oci/environment';
+import type { SandboxSpecInput } from '../../../src/oci/sandbox';
 
 export { MountPropagation, NamespaceMode };
 export type { DeepPartial };

@@ -1,7 +1,7 @@
 import { Device } from '../../../src/gen/runtime/v1/api';
 import { InternalError, InvalidArgumentError } from '../../../src/errors';
-import { newBaseSpec } from '../../../src/spec/defaults';
-import { DeviceLookup, HostDevice, devicePermissions, withAllDevicesAllowed, withCriDevices, withHostDevices } from '../../../src/spec/devices';
+import { newBaseSpec } from '../../../src/oci/defaults';
+import { DeviceLookup, HostDevice, devicePermissions, withAllDevicesAllowed, withCriDevices, withHostDevices } from '../../../src/oci/devices';
 
 const fuse: HostDevice = { path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o666, uid: 0, gid: 0 };
 const snd: HostDevice[] = [

@@ -1,8 +1,8 @@
 import { MountPropagation, NamespaceMode } from '../../../src/gen/runtime/v1/api';
 import { FailedPreconditionError, InvalidArgumentError } from '../../../src/errors';
-import { ALL_CAPABILITIES } from '../../../src/spec/capabilities';
-import { buildContainerSpec, ContainerSpecInput } from '../../../src/spec';
-import { DEFAULT_MASKED_PATHS } from '../../../src/spec/defaults';
+import { ALL_CAPABILITIES } from '../../../src/oci/capabilities';
+import { buildContainerSpec, ContainerSpecInput } from '../../../src/oci';
+import { DEFAULT_MASKED_PATHS } from '../../../src/oci/defaults';
 import { containerConfig, containerInput, env, sandboxConfig, securityContext } from './fixtures';
 
 const build = (over: Partial<ContainerSpecInput> = {}) => buildContainerSpec(containerInput(over));

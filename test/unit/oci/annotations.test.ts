@@ -1,5 +1,5 @@
-import { newBaseSpec } from '../../../src/spec/defaults';
-import { CRI_ANNOTATIONS, annotationMatches, passthroughAnnotations, withAnnotations } from '../../../src/spec/annotations';
+import { newBaseSpec } from '../../../src/oci/defaults';
+import { CRI_ANNOTATIONS, annotationMatches, passthroughAnnotations, withAnnotations } from '../../../src/oci/annotations';
 
 describe('annotations', () => {
   it('uses containerd\'s CRI annotation keys', () => {

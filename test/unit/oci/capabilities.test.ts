@@ -1,7 +1,7 @@
 import { Capability } from '../../../src/gen/runtime/v1/api';
 import { FailedPreconditionError, InvalidArgumentError } from '../../../src/errors';
-import { ALL_CAPABILITIES, computeCapabilities, normalizeCapability, parseCapabilityMask, withCapabilities } from '../../../src/spec/capabilities';
-import { DEFAULT_CAPABILITIES, newBaseSpec } from '../../../src/spec/defaults';
+import { ALL_CAPABILITIES, computeCapabilities, normalizeCapability, parseCapabilityMask, withCapabilities } from '../../../src/oci/capabilities';
+import { DEFAULT_CAPABILITIES, newBaseSpec } from '../../../src/oci/defaults';
 
 const req = (p: Partial<Capability>) => Capability.fromPartial(p);
 const compute = (p: Partial<Capability> | undefined, available: readonly string[] = ALL_CAPABILITIES) =>

@@ -1,6 +1,6 @@
 import { DeepPartial, LinuxContainerResources } from '../../../src/gen/runtime/v1/api';
 import { InvalidArgumentError } from '../../../src/errors';
-import { newBaseSpec } from '../../../src/spec/defaults';
+import { newBaseSpec } from '../../../src/oci/defaults';
 import {
   cgroupsPath,
   clampOomScoreAdj,
@@ -9,7 +9,7 @@ import {
   withCgroupsPath,
   withOomScoreAdj,
   withResources,
-} from '../../../src/spec/resources';
+} from '../../../src/oci/resources';
 
 const res = (p: DeepPartial<LinuxContainerResources>) => LinuxContainerResources.fromPartial(p);
 const F = 'linux.resources';

@@ -1,6 +1,6 @@
 import { AlreadyExistsError } from '../../../src/errors';
-import { KeyedMutex } from '../../../src/store/keyed-mutex';
-import { NameRegistrar } from '../../../src/store/names';
+import { KeyedMutex } from '../../../src/util/keyed-mutex';
+import { NameRegistrar } from '../../../src/util/name-registrar';
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,6 +1,6 @@
 import { LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode } from '../../../src/gen/runtime/v1/api';
 import { InvalidArgumentError } from '../../../src/errors';
-import { buildSandboxSpec, SandboxSpecInput, sandboxResources } from '../../../src/spec';
+import { buildSandboxSpec, SandboxSpecInput, sandboxResources } from '../../../src/oci';
 import { DeepPartial, env, sandboxConfig, sandboxInput } from './fixtures';
 
 const build = (over: Partial<SandboxSpecInput> = {}) => buildSandboxSpec(sandboxInput(over));

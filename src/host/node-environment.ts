@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
-import { parseCapabilityMask, seccompArchFromNode } from '../spec';
-import type { RuntimeEnvironment } from '../spec';
+import { parseCapabilityMask, seccompArchFromNode } from '../oci';
+import type { RuntimeEnvironment } from '../oci';
 
 const CAP_SYS_RESOURCE = 24n;
 

@@ -1,7 +1,7 @@
 import { DeepPartial, NamespaceMode, NamespaceOption } from '../../../src/gen/runtime/v1/api';
 import { InvalidArgumentError } from '../../../src/errors';
-import { newBaseSpec } from '../../../src/spec/defaults';
-import { containerNamespaces, rejectUserNamespace, sandboxNamespaces, withHostname, withNamespaces } from '../../../src/spec/namespaces';
+import { newBaseSpec } from '../../../src/oci/defaults';
+import { containerNamespaces, rejectUserNamespace, sandboxNamespaces, withHostname, withNamespaces } from '../../../src/oci/namespaces';
 
 const ns = (p: DeepPartial<NamespaceOption>) => NamespaceOption.fromPartial(p);
 const podNs = ns({ network: NamespaceMode.POD, ipc: NamespaceMode.POD, pid: NamespaceMode.CONTAINER });

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '../../../src/errors';
-import { newBaseSpec } from '../../../src/spec/defaults';
-import { sysctlNamespace, validateSysctls, withSysctls } from '../../../src/spec/sysctl';
+import { newBaseSpec } from '../../../src/oci/defaults';
+import { sysctlNamespace, validateSysctls, withSysctls } from '../../../src/oci/sysctl';
 
 const own = { network: true, ipc: true, uts: true };
 
