@@ -16,6 +16,7 @@ import { containerStatusHandler } from './container-status';
 import { stopContainerHandler } from './container-stop';
 import { updateContainerResourcesHandler } from './container-update';
 import { imageFsInfoHandler } from './image-fs-info';
+import { listMetricDescriptorsHandler } from './metric-descriptors-list';
 import { listImagesHandler, streamImagesHandler } from './image-list';
 import { pullImageHandler } from './image-pull';
 import { removeImageHandler } from './image-remove';
@@ -23,6 +24,7 @@ import { imageStatusHandler } from './image-status';
 import { runtimeConfigHandler } from './runtime-config';
 import { updateRuntimeConfigHandler } from './runtime-config-update';
 import { listPodSandboxHandler, streamPodSandboxesHandler } from './sandbox-list';
+import { listPodSandboxMetricsHandler, streamPodSandboxMetricsHandler } from './sandbox-metrics-list';
 import { portForwardHandler } from './sandbox-port-forward';
 import { removePodSandboxHandler } from './sandbox-remove';
 import { runPodSandboxHandler } from './sandbox-run';
@@ -70,6 +72,9 @@ export function runtimeHandlers(deps: CriDeps): HandlerTable<RuntimeServiceServe
     podSandboxStats: podSandboxStatsHandler(deps),
     listPodSandboxStats: listPodSandboxStatsHandler(deps),
     streamPodSandboxStats: streamPodSandboxStatsHandler(deps),
+    listMetricDescriptors: listMetricDescriptorsHandler(deps),
+    listPodSandboxMetrics: listPodSandboxMetricsHandler(deps),
+    streamPodSandboxMetrics: streamPodSandboxMetricsHandler(deps),
   };
 }
 

@@ -36,6 +36,27 @@ export interface TaskSample {
   };
   /** Processes (v1: tasks in the pids controller) in the cgroup. */
   processes: bigint;
+  /** The finer figures cAdvisor-style metrics report; only samples decoded from containerd's task metrics carry them. */
+  detail?: CgroupDetail;
+}
+
+/** Figures of one cgroup beyond the CRI stats, as the cAdvisor metric families name them. */
+export interface CgroupDetail {
+  cpuUserNs: bigint;
+  cpuSystemNs: bigint;
+  cfsPeriods: bigint;
+  cfsThrottledPeriods: bigint;
+  cfsThrottledNs: bigint;
+  /** Page cache. */
+  cache: bigint;
+  mappedFile: bigint;
+  swap: bigint;
+  /** v1: times usage hit the limit; v2: memory.events "max". */
+  failcnt: bigint;
+  maxUsage: bigint;
+  oomKills: bigint;
+  /** 0 when the pids controller sets no limit. */
+  pidsLimit: bigint;
 }
 
 /**
@@ -98,7 +119,22 @@ export function decodeTaskMetric(metric: Metric): TaskSample | undefined {
   if (kind === CGROUPS_V1_METRICS) {
     const m = V1Metrics.decode(data.value);
     const mem = m.memory;
-    return toTaskSample(metric.id, timestampNs, {
+    const detail: CgroupDetail = {
+      cpuUserNs: m.cpu?.usage?.user ?? 0n,
+      cpuSystemNs: m.cpu?.usage?.kernel ?? 0n,
+      cfsPeriods: m.cpu?.throttling?.periods ?? 0n,
+      cfsThrottledPeriods: m.cpu?.throttling?.throttledPeriods ?? 0n,
+      cfsThrottledNs: m.cpu?.throttling?.throttledTime ?? 0n,
+      cache: mem?.totalCache ?? 0n,
+      mappedFile: mem?.totalMappedFile ?? 0n,
+      // v1 reports memory+swap; swap alone is the difference.
+      swap: swapOnly(mem?.swap?.usage ?? 0n, mem?.usage?.usage ?? 0n),
+      failcnt: mem?.usage?.failcnt ?? 0n,
+      maxUsage: mem?.usage?.max ?? 0n,
+      oomKills: m.memoryOomControl?.oomKill ?? 0n,
+      pidsLimit: m.pids?.limit ?? 0n,
+    };
+    return withDetail(detail, toTaskSample(metric.id, timestampNs, {
       cpuUsageNs: m.cpu?.usage?.total ?? 0n,
       memoryUsage: mem?.usage?.usage ?? 0n,
       inactiveFile: mem?.totalInactiveFile ?? 0n,
@@ -107,12 +143,27 @@ export function decodeTaskMetric(metric: Metric): TaskSample | undefined {
       majorPageFaults: mem?.totalPgMajFault ?? 0n,
       memoryLimit: mem?.usage?.limit ?? 0n,
       processes: m.pids?.current ?? 0n,
-    });
+    }));
   }
   if (kind === CGROUPS_V2_METRICS) {
     const m = V2Metrics.decode(data.value);
     const mem = m.memory;
-    return toTaskSample(metric.id, timestampNs, {
+    const detail: CgroupDetail = {
+      cpuUserNs: (m.cpu?.userUsec ?? 0n) * 1000n,
+      cpuSystemNs: (m.cpu?.systemUsec ?? 0n) * 1000n,
+      cfsPeriods: m.cpu?.nrPeriods ?? 0n,
+      cfsThrottledPeriods: m.cpu?.nrThrottled ?? 0n,
+      cfsThrottledNs: (m.cpu?.throttledUsec ?? 0n) * 1000n,
+      cache: mem?.file ?? 0n,
+      mappedFile: mem?.fileMapped ?? 0n,
+      swap: mem?.swapUsage ?? 0n,
+      failcnt: m.memoryEvents?.max ?? 0n,
+      // cgroup v2 keeps no high-water mark before memory.peak (not in containerd 1.6's metrics).
+      maxUsage: 0n,
+      oomKills: m.memoryEvents?.oomKill ?? 0n,
+      pidsLimit: m.pids?.limit ?? 0n,
+    };
+    return withDetail(detail, toTaskSample(metric.id, timestampNs, {
       cpuUsageNs: (m.cpu?.usageUsec ?? 0n) * 1000n,
       memoryUsage: mem?.usage ?? 0n,
       inactiveFile: mem?.inactiveFile ?? 0n,
@@ -121,9 +172,18 @@ export function decodeTaskMetric(metric: Metric): TaskSample | undefined {
       majorPageFaults: mem?.pgmajfault ?? 0n,
       memoryLimit: mem?.usageLimit ?? 0n,
       processes: m.pids?.current ?? 0n,
-    });
+    }));
   }
   return undefined;
+}
+
+function withDetail(detail: CgroupDetail, sample: TaskSample): TaskSample {
+  sample.detail = detail;
+  return sample;
+}
+
+function swapOnly(memoryAndSwap: bigint, memory: bigint): bigint {
+  return memoryAndSwap > memory ? memoryAndSwap - memory : 0n;
 }
 
 /** Several samples as one (a pod's tasks); the newest timestamp, limits only if every task has one. */

@@ -8,14 +8,18 @@ import { readFile } from 'node:fs/promises';
 export interface InterfaceCounters {
   name: string;
   rxBytes: bigint;
+  rxPackets: bigint;
   rxErrors: bigint;
+  rxDropped: bigint;
   txBytes: bigint;
+  txPackets: bigint;
   txErrors: bigint;
+  txDropped: bigint;
 }
 
 /**
  * Parses the net/dev table: two header lines, then "name: 16 counters"
- * (8 receive, 8 transmit; bytes and errs are the 1st and 3rd of each half).
+ * (8 receive, 8 transmit; bytes, packets, errs and drop are the first four of each half).
  * The loopback interface is left out: the kubelet reports pod traffic, and
  * containerd's plugin leaves lo out too.
  */
@@ -30,9 +34,13 @@ export function parseNetDev(text: string): InterfaceCounters[] {
     out.push({
       name,
       rxBytes: BigInt(fields[0]!),
+      rxPackets: BigInt(fields[1]!),
       rxErrors: BigInt(fields[2]!),
+      rxDropped: BigInt(fields[3]!),
       txBytes: BigInt(fields[8]!),
+      txPackets: BigInt(fields[9]!),
       txErrors: BigInt(fields[10]!),
+      txDropped: BigInt(fields[11]!),
     });
   }
   return out;

@@ -9,6 +9,7 @@
  * the sum of its running tasks: the pause process and every running
  * container.
  */
+import { statfs } from 'node:fs/promises';
 import { nowNs } from '../util/time';
 import type { CallContext } from '../containerd/call';
 import type { ContainerdConnection } from '../containerd/connection';
@@ -19,6 +20,7 @@ import type { SandboxRecord } from '../sandbox/model';
 import { CpuRateTracker, decodeTaskMetric, sumSamples, TaskSample } from './cgroup-metrics';
 import { InterfaceCounters, readNetDev } from './net-dev';
 import { podCgroupPath, readPodCgroup } from './pod-cgroup';
+import { ProcessCounts, readProcessCounts } from './process-counts';
 
 export interface LayerUsage {
   timestampNs: bigint;
@@ -41,6 +43,22 @@ export interface SandboxUsage {
   nanoCores?: bigint;
   network?: { timestampNs: bigint; interfaces: InterfaceCounters[] };
   containers: ContainerUsage[];
+}
+
+/** Size and inodes of the filesystem that holds the writable layers. */
+export interface FilesystemCapacity {
+  mountpoint: string;
+  capacityBytes: bigint;
+  inodes: bigint;
+  inodesFree: bigint;
+}
+
+/** What the cAdvisor-style metrics need beyond the stats: per-container process counts and the layers' filesystem. */
+export interface MetricsUsage {
+  sandboxes: SandboxUsage[];
+  /** By container ID, for running containers whose cgroup could be read. */
+  processes: Map<string, ProcessCounts>;
+  filesystem?: FilesystemCapacity;
 }
 
 export interface StatsServiceDeps {
@@ -112,6 +130,41 @@ export class StatsService {
         containers: containers.filter((c) => c.record.state === 'running'),
       };
     });
+  }
+
+  /**
+   * Everything ListPodSandboxMetrics reports for the given pods: the same
+   * samples as the stats RPCs (one containerd metrics call for all tasks),
+   * plus process counts and filesystem capacity read on the host.
+   */
+  async metrics(
+    sandboxes: readonly SandboxRecord[],
+    containersOf: (sandboxId: string) => ContainerRecord[],
+    call: CallContext,
+  ): Promise<MetricsUsage> {
+    const [usage, filesystem] = await Promise.all([
+      this.sandboxes(sandboxes, containersOf, call),
+      this.filesystemCapacity(call),
+    ]);
+    const running = usage.flatMap((u) => u.containers.map((c) => c.record));
+    const counts = await Promise.all(running.map((r) => readProcessCounts(r.pid, this.deps.cgroupV2)));
+    const processes = new Map<string, ProcessCounts>();
+    running.forEach((r, i) => {
+      const c = counts[i];
+      if (c) processes.set(r.id, c);
+    });
+    return { sandboxes: usage, processes, filesystem };
+  }
+
+  private async filesystemCapacity(call: CallContext): Promise<FilesystemCapacity | undefined> {
+    try {
+      const mountpoint = await this.deps.snapshotterMountpoint(call);
+      const st = await statfs(mountpoint, { bigint: true });
+      return { mountpoint, capacityBytes: st.blocks * st.bsize, inodes: st.files, inodesFree: st.ffree };
+    } catch (err) {
+      this.deps.logger.debug('no filesystem figures for metrics', { error: (err as Error).message });
+      return undefined;
+    }
   }
 
   /** Drops remembered samples of containers and pods that no longer exist. */

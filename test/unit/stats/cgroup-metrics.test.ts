@@ -30,12 +30,70 @@ describe('decodeTaskMetric', () => {
         pids: { current: 3n },
       }),
     )!;
-    expect(s).toEqual({
+    const { detail, ...figures } = s;
+    expect(figures).toEqual({
       id: 'c1',
       timestampNs: TS_NS,
       cpuUsageNs: 123_456_789n,
       memory: { usage: 50_000_000n, workingSet: 42_000_000n, rss: 30_000_000n, pageFaults: 1000n, majorPageFaults: 7n, limit: 100_000_000n },
       processes: 3n,
+    });
+    expect(detail).toBeDefined();
+  });
+
+  it('keeps the v1 figures the cAdvisor metrics need: user/kernel CPU, throttling, cache, swap alone, OOM kills', () => {
+    const s = decodeTaskMetric(
+      v1({
+        cpu: { usage: { total: 9n, user: 6n, kernel: 3n }, throttling: { periods: 40n, throttledPeriods: 12n, throttledTime: 777n } },
+        memory: {
+          usage: { usage: 1000n, max: 1500n, failcnt: 4n },
+          swap: { usage: 1300n }, // memory+swap on v1
+          totalCache: 200n,
+          cache: 1n, // the non-hierarchical figure is not the one used
+          totalMappedFile: 50n,
+        },
+        memoryOomControl: { oomKill: 2n },
+        pids: { current: 3n, limit: 64n },
+      }),
+    )!;
+    expect(s.detail).toEqual({
+      cpuUserNs: 6n,
+      cpuSystemNs: 3n,
+      cfsPeriods: 40n,
+      cfsThrottledPeriods: 12n,
+      cfsThrottledNs: 777n,
+      cache: 200n,
+      mappedFile: 50n,
+      swap: 300n,
+      failcnt: 4n,
+      maxUsage: 1500n,
+      oomKills: 2n,
+      pidsLimit: 64n,
+    });
+  });
+
+  it('keeps the v2 figures in nanoseconds, with memory.events max as failcnt', () => {
+    const s = decodeTaskMetric(
+      v2({
+        cpu: { usageUsec: 9n, userUsec: 6n, systemUsec: 3n, nrPeriods: 5n, nrThrottled: 2n, throttledUsec: 7n },
+        memory: { file: 100n, fileMapped: 10n, swapUsage: 20n },
+        memoryEvents: { max: 3n, oomKill: 1n },
+        pids: { limit: 9n },
+      }),
+    )!;
+    expect(s.detail).toEqual({
+      cpuUserNs: 6_000n,
+      cpuSystemNs: 3_000n,
+      cfsPeriods: 5n,
+      cfsThrottledPeriods: 2n,
+      cfsThrottledNs: 7_000n,
+      cache: 100n,
+      mappedFile: 10n,
+      swap: 20n,
+      failcnt: 3n,
+      maxUsage: 0n,
+      oomKills: 1n,
+      pidsLimit: 9n,
     });
   });
 
