@@ -16,25 +16,103 @@ import { SandboxService } from './sandbox/service';
 import { ContainerService } from './container/service';
 import { FifoContainerIo } from './container/io';
 import { CniConfigWatcher } from './network/cni-config';
+import { SandboxIndex } from './sandbox/sandbox-index';
 
 export type DaemonPhase = 'starting' | 'recovering' | 'serving' | 'draining' | 'stopped';
 
+/** The adapter's object graph: every service built and wired to the others, nothing connected or running yet. */
+export interface AdapterServices {
+  containerd: ContainerdConnection;
+  cni: CniConfigWatcher;
+  registry: RegistryClient;
+  images: ImageService;
+  sandboxes: SandboxService;
+  containers: ContainerService;
+  stats: StatsService;
+  streaming: StreamingService;
+  events: EventMonitor;
+}
+
 /**
- * The adapter's lifecycle. The CRI socket is bound only after everything
- * the RPCs answer from is in place, so the kubelet never sees a half-built
- * view; containerd being down is not a reason to refuse to start (Status
- * reports it and the connection recovers by itself).
+ * Builds the object graph. What one domain needs of another is a
+ * constructor argument, so the order below is the only order that compiles:
+ * the pod index first (images and containers read it), then containers,
+ * then the sandbox service that stops and removes them with their pod.
+ */
+export function buildServices(config: AdapterConfig, logger: Logger): AdapterServices {
+  const containerd = new ContainerdConnection(
+    {
+      address: config.containerd.address,
+      namespace: config.containerd.namespace,
+      callTimeoutMs: config.containerd.callTimeoutSeconds * 1000,
+    },
+    logger,
+  );
+  const cni = new CniConfigWatcher(config.cni.confDir, logger);
+  const registry = new RegistryClient({
+    hostsDir: config.registry.configPath || undefined,
+    stallTimeoutMs: config.registry.pullProgressTimeoutSeconds * 1000,
+    onWarning: (message) => logger.warn('registry configuration', { message }),
+  });
+  const pods = new SandboxIndex();
+  const images = new ImageService(
+    containerd,
+    new ImageStore(),
+    registry,
+    {
+      snapshotter: config.snapshotter,
+      sandboxImage: config.sandboxImage,
+      maxConcurrentDownloads: config.registry.maxConcurrentDownloads,
+      leaseExpirySeconds: 3600,
+    },
+    logger,
+    // The kubelet's image GC must not take the image a pod was started from.
+    (imageId) => pods.usesImage(imageId),
+  );
+  const env = probeNodeEnvironment(config.cgroupDriver);
+  const containers = new ContainerService({
+    config,
+    conn: containerd,
+    images,
+    sandboxes: pods,
+    env,
+    logger,
+    io: new FifoContainerIo(config.state, logger, {
+      maxLineBytes: config.logging.maxLineBytes,
+      maxBytesPerTurn: config.logging.maxBytesPerTurn,
+      drainTimeoutMs: config.logging.drainTimeoutSeconds * 1000,
+    }),
+  });
+  const sandboxes = new SandboxService({ config, conn: containerd, images, cni, env, logger, sandboxes: pods, containers });
+  const stats = new StatsService({
+    conn: containerd,
+    snapshotter: config.snapshotter,
+    snapshotterMountpoint: async (call) => (await images.snapshotterLocation(call)).mountpoint,
+    cgroupDriver: config.cgroupDriver,
+    cgroupV2: env.cgroup?.cgroupV2 ?? false,
+    logger,
+  });
+  const streaming = new StreamingService({ ...config.streaming, containers, sandboxes, logger });
+  // Each domain keeps its own view in step with containerd's events (and reconciles after a gap).
+  const events = new EventMonitor(containerd, logger);
+  images.watch(events);
+  sandboxes.watch(events);
+  containers.watch(events);
+  return { containerd, cni, registry, images, sandboxes, containers, stats, streaming, events };
+}
+
+/**
+ * The adapter's lifecycle over the object graph. The CRI socket is bound
+ * only after everything the RPCs answer from is in place, so the kubelet
+ * never sees a half-built view; containerd being down is not a reason to
+ * refuse to start (Status reports it and the connection recovers by itself).
  */
 export class Daemon {
   private phaseValue: DaemonPhase = 'starting';
   private readonly drain = new AbortController();
-  private containerd: ContainerdConnection | undefined;
-  private cni: CniConfigWatcher | undefined;
+  private services: AdapterServices | undefined;
   private server: CriServer | undefined;
-  private registry: RegistryClient | undefined;
   private recoveredFlag = false;
-  private events: EventMonitor | undefined;
-  private streaming: StreamingService | undefined;
 
   constructor(
     private readonly config: AdapterConfig,
@@ -58,100 +136,39 @@ export class Daemon {
     await fs.mkdir(config.root, { recursive: true, mode: 0o700 });
     await fs.mkdir(config.state, { recursive: true, mode: 0o711 });
 
-    this.containerd = new ContainerdConnection(
-      {
-        address: config.containerd.address,
-        namespace: config.containerd.namespace,
-        callTimeoutMs: config.containerd.callTimeoutSeconds * 1000,
-      },
-      logger,
-    );
-    await this.containerd.start();
-    if (!this.containerd.ready) {
+    const services = buildServices(config, logger);
+    this.services = services;
+    const { containerd } = services;
+    await containerd.start();
+    if (!containerd.ready) {
       logger.warn('starting without containerd; will report RuntimeReady=false until it answers', {
-        reason: this.containerd.notReadyReason,
+        reason: containerd.notReadyReason,
       });
     }
-
-    this.cni = new CniConfigWatcher(config.cni.confDir, logger);
-    await this.cni.start();
-
-    this.registry = new RegistryClient({
-      hostsDir: config.registry.configPath || undefined,
-      stallTimeoutMs: config.registry.pullProgressTimeoutSeconds * 1000,
-      onWarning: (message) => logger.warn('registry configuration', { message }),
-    });
-    const images = new ImageService(
-      this.containerd,
-      new ImageStore(),
-      this.registry,
-      {
-        snapshotter: config.snapshotter,
-        sandboxImage: config.sandboxImage,
-        maxConcurrentDownloads: config.registry.maxConcurrentDownloads,
-        leaseExpirySeconds: 3600,
-      },
-      logger,
-    );
-
-    const env = probeNodeEnvironment(config.cgroupDriver);
-    const sandboxes = new SandboxService({ config, conn: this.containerd, images, cni: this.cni, env, logger });
-    const containers = new ContainerService({
-      config,
-      conn: this.containerd,
-      images,
-      sandboxes,
-      env,
-      logger,
-      io: new FifoContainerIo(config.state, logger, {
-        maxLineBytes: config.logging.maxLineBytes,
-        maxBytesPerTurn: config.logging.maxBytesPerTurn,
-        drainTimeoutMs: config.logging.drainTimeoutSeconds * 1000,
-      }),
-    });
-    const stats = new StatsService({
-      conn: this.containerd,
-      snapshotter: config.snapshotter,
-      snapshotterMountpoint: async (call) => (await images.snapshotterLocation(call)).mountpoint,
-      cgroupDriver: config.cgroupDriver,
-      cgroupV2: env.cgroup?.cgroupV2 ?? false,
-      logger,
-    });
-    this.streaming = new StreamingService({ ...config.streaming, containers, sandboxes, logger });
-    await this.streaming.start();
-    this.events = new EventMonitor(this.containerd, logger);
-    sandboxes.watch(this.events);
-    containers.watch(this.events);
+    await services.cni.start();
+    await services.streaming.start();
 
     this.setPhase('recovering');
     const recoverLater = () =>
-      this.recover(images, sandboxes, containers).catch((err: unknown) => {
+      this.recover(services).catch((err: unknown) => {
         this.logger.error('recovery failed; retrying when containerd reconnects', { error: (err as Error).message });
-        this.containerd?.once('ready', recoverLater);
+        containerd.once('ready', recoverLater);
       });
-    if (this.containerd.ready) await this.recover(images, sandboxes, containers);
-    else this.containerd.once('ready', recoverLater);
-    // After any gap in the event stream (a containerd restart, however quick, or a lost
-    // connection) containerd may hold other images than before: reload the view. The first
-    // resync comes with the subscription recovery makes right after loading them.
-    let resyncs = 0;
-    this.events.on('resync', () => {
-      if (resyncs++ === 0 || !this.recoveredFlag) return;
-      images.load({}).catch((err: unknown) => logger.warn('image resync failed', { error: (err as Error).message }));
-    });
+    if (containerd.ready) await this.recover(services);
+    else containerd.once('ready', recoverLater);
 
     this.server = new CriServer(config.listen, logger);
     registerCriServices(
       this.server,
       {
         config,
-        containerd: this.containerd,
-        cni: this.cni,
-        images,
-        sandboxes,
-        containers,
-        stats,
-        streaming: this.streaming,
+        containerd,
+        cni: services.cni,
+        images: services.images,
+        sandboxes: services.sandboxes,
+        containers: services.containers,
+        stats: services.stats,
+        streaming: services.streaming,
         logger,
         adapterVersion: this.adapterVersion,
         recovered: () => this.recoveredFlag,
@@ -168,12 +185,12 @@ export class Daemon {
    * view; when containerd is down at start, the socket is bound first
    * (Version and Status must answer) and this runs once containerd comes.
    */
-  private async recover(images: ImageService, sandboxes: SandboxService, containers: ContainerService): Promise<void> {
+  private async recover({ images, sandboxes, containers, events }: AdapterServices): Promise<void> {
     await images.load({});
     await sandboxes.recover({});
     await containers.recover({});
     // Subscribing emits a resync, which reconciles what happened between the listing above and now.
-    this.events!.start();
+    events.start();
     this.recoveredFlag = true;
     this.logger.info('state recovered from containerd');
   }
@@ -183,11 +200,12 @@ export class Daemon {
     this.setPhase('draining');
     await this.server?.shutdown(this.config.shutdownGraceSeconds * 1000);
     this.drain.abort();
-    await this.streaming?.stop();
-    this.cni?.stop();
-    this.events?.stop();
-    this.containerd?.close();
-    this.registry?.close();
+    const s = this.services;
+    await s?.streaming.stop();
+    s?.cni.stop();
+    s?.events.stop();
+    s?.containerd.close();
+    s?.registry.close();
     this.setPhase('stopped');
   }
 }

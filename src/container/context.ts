@@ -3,7 +3,7 @@ import type { AdapterConfig } from '../config/load';
 import type { ContainerdConnection } from '../containerd/connection';
 import type { ImageService } from '../image/service';
 import type { Logger } from '../log/logger';
-import type { SandboxService } from '../sandbox/service';
+import type { SandboxIndex } from '../sandbox/sandbox-index';
 import type { RuntimeEnvironment } from '../oci';
 import type { KeyedMutex } from '../util/keyed-mutex';
 import type { NameRegistrar } from '../util/name-registrar';
@@ -50,7 +50,8 @@ export interface ContainerContext {
   config: AdapterConfig;
   conn: ContainerdConnection;
   images: ImageService;
-  sandboxes: SandboxService;
+  /** The pods, read to check a container's pod (the sandbox domain owns them). */
+  sandboxes: SandboxIndex;
   env: RuntimeEnvironment;
   logger: Logger;
   containers: Map<string, ContainerRecord>;

@@ -55,8 +55,7 @@ export async function createContainer(
   if (!config?.metadata?.name) throw new InvalidArgumentError('CreateContainer: config.metadata.name is required');
   const imageRef = config.image?.image ?? '';
   if (!imageRef) throw new InvalidArgumentError('CreateContainer: config.image.image is required');
-  const sandbox = ctx.sandboxes.get(sandboxId);
-  if (!sandbox) throw new NotFoundError(`CreateContainer: pod sandbox ${sandboxId} not found`);
+  const sandbox = ctx.sandboxes.require(sandboxId);
   if (sandbox.state !== 'ready') throw new FailedPreconditionError(`CreateContainer: pod sandbox ${sandbox.id} is not ready`);
   const image = ctx.images.store.resolve(imageRef);
   if (!image) throw new NotFoundError(`CreateContainer: image "${imageRef}" not found; pull it first`);

@@ -1,6 +1,6 @@
 import type { CallContext } from '../containerd/call';
 import { deleteTask, getTask, ignoreNotFound, stopTask, TaskStatus } from '../containerd/tasks';
-import { FailedPreconditionError, NotFoundError } from '../errors';
+import { FailedPreconditionError } from '../errors';
 import { nowNs } from '../util/time';
 import type { ContainerContext } from './context';
 import { ContainerRecord, exitReason, signalNumber } from './model';
@@ -11,9 +11,8 @@ import { removeContainerStatus, writeContainerStatus } from './status-file';
  * the container EXITED with reason StartError and the runtime's message,
  * as the kubelet expects to see it.
  */
-export async function startContainer(ctx: ContainerContext, id: string, call: CallContext): Promise<void> {
-  const record = ctx.containers.get(id);
-  if (!record) throw new NotFoundError(`container ${id} not found`);
+export async function startContainer(ctx: ContainerContext, record: ContainerRecord, call: CallContext): Promise<void> {
+  const id = record.id;
   await ctx.locks.run(id, async () => {
     if (record.state !== 'created') {
       throw new FailedPreconditionError(`container ${id} is ${record.state.toUpperCase()}, only a CREATED container can be started`);
@@ -102,9 +101,8 @@ export async function syncExit(ctx: ContainerContext, record: ContainerRecord, c
 }
 
 /** StopContainer: the image's stop signal, up to `timeoutSeconds` of grace, then SIGKILL. Idempotent. */
-export async function stopContainer(ctx: ContainerContext, id: string, timeoutSeconds: number, call: CallContext): Promise<void> {
-  const record = ctx.containers.get(id);
-  if (!record) return;
+export async function stopContainer(ctx: ContainerContext, record: ContainerRecord, timeoutSeconds: number, call: CallContext): Promise<void> {
+  const id = record.id;
   await ctx.locks.run(id, async () => {
     if (record.state !== 'running') return;
     await stopTask(ctx.conn, id, signalNumber(record.stopSignal), Math.max(0, timeoutSeconds) * 1000, call);
@@ -112,10 +110,9 @@ export async function stopContainer(ctx: ContainerContext, id: string, timeoutSe
   });
 }
 
-/** RemoveContainer: force-stops, then deletes task, container, snapshot and status. Unknown IDs succeed. */
-export async function removeContainer(ctx: ContainerContext, id: string, call: CallContext): Promise<void> {
-  const record = ctx.containers.get(id);
-  if (!record) return;
+/** RemoveContainer: force-stops, then deletes task, container, snapshot and status. */
+export async function removeContainer(ctx: ContainerContext, record: ContainerRecord, call: CallContext): Promise<void> {
+  const id = record.id;
   await ctx.locks.run(id, async () => {
     if (!ctx.containers.has(id)) return;
     if (record.state === 'running') {

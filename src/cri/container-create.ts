@@ -1,11 +1,9 @@
-import { InvalidArgumentError } from '../errors';
 import type { CreateContainerRequest, CreateContainerResponse } from '../gen/runtime/v1/api';
 import type { CriDeps } from './deps';
 import type { UnaryHandler } from './dispatch';
 
 export function createContainerHandler(deps: CriDeps): UnaryHandler<CreateContainerRequest, CreateContainerResponse> {
   return async (request, ctx) => {
-    if (!request.podSandboxId) throw new InvalidArgumentError('CreateContainer: pod_sandbox_id is required');
     const containerId = await deps.containers.create(request.podSandboxId, request.config, request.sandboxConfig, {
       signal: ctx.signal,
       deadline: ctx.deadline,

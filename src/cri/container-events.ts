@@ -39,7 +39,7 @@ export function getContainerEventsHandler(deps: CriDeps): StreamHandler<GetEvent
       });
       wake?.();
     };
-    deps.containers.ctx.events.on('event', onEvent);
+    const unsubscribe = deps.containers.subscribe(onEvent);
     try {
       while (!ctx.signal.aborted) {
         while (queue.length) await send(queue.shift()!);
@@ -50,7 +50,7 @@ export function getContainerEventsHandler(deps: CriDeps): StreamHandler<GetEvent
         wake = undefined;
       }
     } finally {
-      deps.containers.ctx.events.off('event', onEvent);
+      unsubscribe();
     }
   };
 }

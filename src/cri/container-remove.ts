@@ -1,11 +1,9 @@
-import { InvalidArgumentError } from '../errors';
 import type { RemoveContainerRequest, RemoveContainerResponse } from '../gen/runtime/v1/api';
 import type { CriDeps } from './deps';
 import type { UnaryHandler } from './dispatch';
 
 export function removeContainerHandler(deps: CriDeps): UnaryHandler<RemoveContainerRequest, RemoveContainerResponse> {
   return async (request, ctx) => {
-    if (!request.containerId) throw new InvalidArgumentError('RemoveContainer: container_id is required');
     await deps.containers.remove(request.containerId, { signal: ctx.signal, deadline: ctx.deadline });
     return {};
   };

@@ -1,4 +1,3 @@
-import { InvalidArgumentError } from '../errors';
 import {
   ContainerState,
   ContainerStats,
@@ -18,7 +17,6 @@ import { toCriContainerStats } from './stats-mapping';
 /** ContainerStats: any container the adapter knows; CPU and memory only while it runs. */
 export function containerStatsHandler(deps: CriDeps): UnaryHandler<ContainerStatsRequest, ContainerStatsResponse> {
   return async (request, ctx) => {
-    if (!request.containerId) throw new InvalidArgumentError('ContainerStats: container_id is required');
     const record = deps.containers.require(request.containerId);
     const [usage] = await deps.stats.containers([record], { signal: ctx.signal, deadline: ctx.deadline });
     return { stats: toCriContainerStats(usage!) };

@@ -1,4 +1,3 @@
-import { InvalidArgumentError } from '../errors';
 import type { ContainerStatusRequest, ContainerStatusResponse } from '../gen/runtime/v1/api';
 import type { CriDeps } from './deps';
 import type { UnaryHandler } from './dispatch';
@@ -6,7 +5,6 @@ import { toCriContainerStatus } from './container-mapping';
 
 export function containerStatusHandler(deps: CriDeps): UnaryHandler<ContainerStatusRequest, ContainerStatusResponse> {
   return async (request) => {
-    if (!request.containerId) throw new InvalidArgumentError('ContainerStatus: container_id is required');
     const r = deps.containers.require(request.containerId);
     const info: Record<string, string> = {};
     if (request.verbose) {

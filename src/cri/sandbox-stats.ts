@@ -1,4 +1,3 @@
-import { InvalidArgumentError, NotFoundError } from '../errors';
 import type {
   ListPodSandboxStatsRequest,
   ListPodSandboxStatsResponse,
@@ -27,9 +26,7 @@ async function statsOf(deps: CriDeps, sandboxes: SandboxRecord[], ctx: CriContex
 /** PodSandboxStats: any pod the adapter knows; a stopped pod has attributes and no usage. */
 export function podSandboxStatsHandler(deps: CriDeps): UnaryHandler<PodSandboxStatsRequest, PodSandboxStatsResponse> {
   return async (request, ctx) => {
-    if (!request.podSandboxId) throw new InvalidArgumentError('PodSandboxStats: pod_sandbox_id is required');
-    const record = deps.sandboxes.get(request.podSandboxId);
-    if (!record) throw new NotFoundError(`pod sandbox ${request.podSandboxId} not found`);
+    const record = deps.sandboxes.require(request.podSandboxId);
     const [stats] = await statsOf(deps, [record], ctx);
     return { stats };
   };

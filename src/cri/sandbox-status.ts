@@ -1,5 +1,4 @@
 import { nowNs } from '../util/time';
-import { InvalidArgumentError, NotFoundError } from '../errors';
 import type { PodSandboxStatusRequest, PodSandboxStatusResponse } from '../gen/runtime/v1/api';
 import type { CriDeps } from './deps';
 import type { UnaryHandler } from './dispatch';
@@ -7,9 +6,7 @@ import { toCriSandboxStatus } from './sandbox-mapping';
 
 export function podSandboxStatusHandler(deps: CriDeps): UnaryHandler<PodSandboxStatusRequest, PodSandboxStatusResponse> {
   return async (request) => {
-    if (!request.podSandboxId) throw new InvalidArgumentError('PodSandboxStatus: pod_sandbox_id is required');
-    const r = deps.sandboxes.get(request.podSandboxId);
-    if (!r) throw new NotFoundError(`pod sandbox ${request.podSandboxId} not found`);
+    const r = deps.sandboxes.require(request.podSandboxId);
     const info: Record<string, string> = {};
     if (request.verbose) {
       info.info = JSON.stringify({

@@ -4,6 +4,7 @@ import type { CallContext } from '../containerd/call';
 import type { ContainerdConnection } from '../containerd/connection';
 import { readBlob } from '../containerd/content';
 import { CancelledError, DeadlineExceededError, FailedPreconditionError, NotFoundError } from '../errors';
+import type { EventMonitor } from '../events/monitor';
 import type { Logger } from '../log/logger';
 import { mountContaining, readMountinfo } from '../host/mountinfo';
 import { chainIds } from './layers';
@@ -46,16 +47,29 @@ interface SharedPull {
  */
 export class ImageService {
   private readonly inFlight = new Map<string, SharedPull>();
-  /** Set by the sandbox domain: true while some sandbox runs on the image. */
-  inUse: (imageId: string) => boolean = () => false;
-
   constructor(
     private readonly conn: ContainerdConnection,
     readonly store: ImageStore,
     private readonly source: ImageSource,
     private readonly settings: ImageServiceSettings,
     private readonly logger: Logger,
+    /** True while some pod sandbox was started from the image (it must not be removed then). */
+    private readonly inUse: (imageId: string) => boolean,
   ) {}
+
+  /**
+   * After any gap in containerd's event stream (a containerd restart, however
+   * quick, or a lost connection) containerd may hold other images than
+   * before: the view is reloaded. The first resync comes with the
+   * subscription made right after the initial load, and is skipped.
+   */
+  watch(events: EventMonitor): void {
+    let resyncs = 0;
+    events.on('resync', () => {
+      if (resyncs++ === 0) return;
+      this.load({}).catch((err: unknown) => this.logger.warn('image resync failed', { error: (err as Error).message }));
+    });
+  }
 
   /** The sandbox image is pinned: the kubelet's image GC must not remove it. */
   isPinned(entry: ImageEntry): boolean {

@@ -6,7 +6,13 @@ import type { CniConfigWatcher } from '../network/cni-config';
 import type { RuntimeEnvironment } from '../oci';
 import type { KeyedMutex } from '../util/keyed-mutex';
 import type { NameRegistrar } from '../util/name-registrar';
-import type { SandboxRecord } from './model';
+import type { SandboxIndex } from './sandbox-index';
+
+/** What the sandbox flows need of the container domain. */
+export interface PodContainers {
+  stopAll(sandboxId: string, signal?: AbortSignal): Promise<void>;
+  removeAll(sandboxId: string, signal?: AbortSignal): Promise<void>;
+}
 
 /** Everything the sandbox flows share. */
 export interface SandboxContext {
@@ -16,16 +22,13 @@ export interface SandboxContext {
   cni: CniConfigWatcher;
   env: RuntimeEnvironment;
   logger: Logger;
-  sandboxes: Map<string, SandboxRecord>;
+  sandboxes: SandboxIndex;
   names: NameRegistrar;
   locks: KeyedMutex;
   /** Pod CIDR from UpdateRuntimeConfig, handed to plugins that take ipRanges. */
   podCidr: () => string;
-  /** Stops and removes the pod's containers (provided by the container domain). */
-  containersOf: {
-    stopAll(sandboxId: string, ctxSignal?: AbortSignal): Promise<void>;
-    removeAll(sandboxId: string, ctxSignal?: AbortSignal): Promise<void>;
-  };
+  /** Stops and removes the pod's containers (the container domain). */
+  containersOf: PodContainers;
   /** Called before a pod's network goes, by whoever holds on to it (a port-forward helper in the namespace). */
   networkUsers: Array<(sandboxId: string) => void>;
 }

@@ -2,13 +2,13 @@ import type { CallContext } from '../containerd/call';
 import { deleteTask, ignoreNotFound, stopTask } from '../containerd/tasks';
 import { NamespaceMode } from '../gen/runtime/v1/api';
 import type { SandboxContext } from './context';
+import type { SandboxRecord } from './model';
 import { removeSandboxFiles, sandboxFilePaths } from './files';
 import { teardownNetwork } from './stop';
 
 /** RemovePodSandbox: idempotent; force-removes the pod's containers and everything the pod had. */
-export async function removePodSandbox(ctx: SandboxContext, id: string, call: CallContext): Promise<void> {
-  const record = ctx.sandboxes.get(id);
-  if (!record) return;
+export async function removePodSandbox(ctx: SandboxContext, record: SandboxRecord, call: CallContext): Promise<void> {
+  const id = record.id;
   await ctx.containersOf.removeAll(id, call.signal);
   await ctx.locks.run(id, async () => {
     if (!ctx.sandboxes.has(id)) return;

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { CallContext } from '../containerd/call';
-import { createContainerObject, updateContainerFields } from '../containerd/containers';
+import { createContainerObject } from '../containerd/containers';
 import { withLease } from '../containerd/leases';
 import { deleteTask, ignoreNotFound, stopTask } from '../containerd/tasks';
-import { packJson } from '../containerd/typeurl';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors';
-import { NamespaceMode, PodSandboxConfig, Protocol } from '../gen/runtime/v1/api';
+import { NamespaceMode, PodSandboxConfig } from '../gen/runtime/v1/api';
 import type { ImageEntry } from '../image/store';
-import { CniCapabilities, CniPodContext, cniAdd, cniDel, CniResult, podIps } from '../network/cni';
+import { CniPodContext, cniAdd, cniDel, CniResult, podIps } from '../network/cni';
+import { cniCapabilities } from '../network/cni-capabilities';
 import { createNetns, netnsNameFor, netnsPath as netnsPathOf, removeNetns } from '../network/netns';
 import { buildSandboxSpec } from '../oci';
 import { EXTENSIONS, KIND_SANDBOX, LABELS, METADATA_TYPE_URLS } from '../containerd/labels';
@@ -16,45 +16,7 @@ import { createSandboxFiles, removeSandboxFiles, sandboxFilePaths } from './file
 import { nowNs } from '../util/time';
 import { SandboxRecord, sandboxName, toMetadata } from './model';
 import { step, UndoStack } from '../util/undo';
-
-/** The CRI's runtime capabilities for CNI, from the pod's config. */
-export function cniCapabilities(config: PodSandboxConfig, podCidr: string): CniCapabilities {
-  const protocols: Record<number, 'tcp' | 'udp' | 'sctp'> = { [Protocol.TCP]: 'tcp', [Protocol.UDP]: 'udp', [Protocol.SCTP]: 'sctp' };
-  const portMappings = config.portMappings
-    .filter((p) => p.hostPort > 0)
-    .map((p) => ({
-      hostPort: p.hostPort,
-      containerPort: p.containerPort,
-      protocol: protocols[p.protocol] ?? 'tcp',
-      ...(p.hostIp ? { hostIP: p.hostIp } : {}),
-    }));
-  const caps: CniCapabilities = { portMappings };
-  const ingress = parseBandwidth(config.annotations['kubernetes.io/ingress-bandwidth']);
-  const egress = parseBandwidth(config.annotations['kubernetes.io/egress-bandwidth']);
-  if (ingress || egress) {
-    // The burst has no annotation of its own; a large bucket means "rate-limit only", as kubelets have long done.
-    const burst = 2 ** 31 - 1;
-    caps.bandwidth = {
-      ...(ingress ? { ingressRate: ingress, ingressBurst: burst } : {}),
-      ...(egress ? { egressRate: egress, egressBurst: burst } : {}),
-    };
-  }
-  if (config.dnsConfig) {
-    caps.dns = { servers: config.dnsConfig.servers, searches: config.dnsConfig.searches, options: config.dnsConfig.options };
-  }
-  if (podCidr) caps.ipRanges = [[{ subnet: podCidr }]];
-  return caps;
-}
-
-const SUFFIX: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4 };
-
-/** A Kubernetes quantity such as "10M" as bits per second; undefined when absent. */
-export function parseBandwidth(value: string | undefined): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const m = /^(\d+(?:\.\d+)?)(k|M|G|T|Ki|Mi|Gi|Ti)?$/.exec(value.trim());
-  if (!m) throw new InvalidArgumentError(`bandwidth annotation "${value}" is not a quantity like 10M`);
-  return Math.round(Number(m[1]) * SUFFIX[m[2] ?? '']!);
-}
+import { persistSandbox } from './persist';
 
 function validate(config: PodSandboxConfig | undefined): asserts config is PodSandboxConfig {
   const md = config?.metadata;
@@ -247,14 +209,4 @@ export async function runPodSandbox(
     ctx.logger.warn('pod sandbox not created; its steps were undone', { ...log, error: (err as Error).message });
     throw err;
   }
-}
-
-/** Writes the record's durable part back to the infra container (the store of record). */
-export async function persistSandbox(ctx: SandboxContext, record: SandboxRecord): Promise<void> {
-  await updateContainerFields(
-    ctx.conn,
-    record.id,
-    { extensions: { [EXTENSIONS.sandboxMetadata]: packJson(METADATA_TYPE_URLS.sandbox, toMetadata(record)) } },
-    [`extensions.${EXTENSIONS.sandboxMetadata}`],
-  );
 }

@@ -1,42 +1,45 @@
 import type { CallContext } from '../containerd/call';
+import { FailedPreconditionError } from '../errors';
 import type { EventMonitor, TaskExitEvent } from '../events/monitor';
+import type { LinuxContainerResources, PodSandboxConfig } from '../gen/runtime/v1/api';
 import { KeyedMutex } from '../util/keyed-mutex';
 import { NameRegistrar } from '../util/name-registrar';
-import type { SandboxContext } from './context';
+import type { PodContainers, SandboxContext } from './context';
 import type { SandboxRecord } from './model';
 import { recoverSandboxes, reconcileSandboxes } from './recover';
 import { removePodSandbox } from './remove';
 import { runPodSandbox } from './run';
+import type { SandboxIndex } from './sandbox-index';
 import { stopPodSandbox } from './stop';
-import type { PodSandboxConfig } from '../gen/runtime/v1/api';
+import { updateSandboxResources } from './update-resources';
+
+export interface SandboxServiceDeps extends Pick<SandboxContext, 'config' | 'conn' | 'images' | 'cni' | 'env' | 'logger'> {
+  /** The pod index, shared (read-only) with the container domain. */
+  sandboxes: SandboxIndex;
+  /** How a pod's containers are stopped and removed with it. */
+  containers: PodContainers;
+}
 
 /** The pod sandbox domain: the flows, the in-memory index they keep, and its upkeep from events. */
 export class SandboxService {
-  readonly ctx: SandboxContext;
+  private readonly ctx: SandboxContext;
   private podCidr = '';
 
-  constructor(deps: Pick<SandboxContext, 'config' | 'conn' | 'images' | 'cni' | 'env' | 'logger'>) {
+  constructor(deps: SandboxServiceDeps) {
+    const { containers, ...rest } = deps;
     this.ctx = {
-      ...deps,
-      sandboxes: new Map(),
+      ...rest,
       names: new NameRegistrar('pod sandbox'),
       locks: new KeyedMutex(),
       podCidr: () => this.podCidr,
-      containersOf: { stopAll: async () => undefined, removeAll: async () => undefined },
+      containersOf: containers,
       networkUsers: [],
     };
-    // The kubelet's image GC must not take the image a running pod was started from.
-    deps.images.inUse = (imageId) => [...this.ctx.sandboxes.values()].some((s) => s.imageId === imageId);
   }
 
   /** `release(sandboxId)` runs before a pod's network is torn down, however the pod is stopped or removed. */
   onNetworkTeardown(release: (sandboxId: string) => void): void {
     this.ctx.networkUsers.push(release);
-  }
-
-  /** Lets the container domain plug in how a pod's containers are stopped and removed. */
-  setContainerHooks(hooks: SandboxContext['containersOf']): void {
-    this.ctx.containersOf = hooks;
   }
 
   watch(events: EventMonitor): void {
@@ -62,16 +65,42 @@ export class SandboxService {
     return runPodSandbox(this.ctx, config, runtimeHandler, call);
   }
 
+  /** Stopping an unknown pod succeeds: the kubelet retries stops of pods it lost track of. */
   stop(id: string, call: CallContext): Promise<void> {
-    return stopPodSandbox(this.ctx, id, call);
+    const record = this.ctx.sandboxes.lookup(id);
+    return record ? stopPodSandbox(this.ctx, record, call) : Promise.resolve();
   }
 
+  /** Removing an unknown pod succeeds, as the spec asks of removal. */
   remove(id: string, call: CallContext): Promise<void> {
-    return removePodSandbox(this.ctx, id, call);
+    const record = this.ctx.sandboxes.lookup(id);
+    return record ? removePodSandbox(this.ctx, record, call) : Promise.resolve();
   }
 
+  updateResources(
+    id: string,
+    resources: LinuxContainerResources | undefined,
+    overhead: LinuxContainerResources | undefined,
+    call: CallContext,
+  ): Promise<void> {
+    return updateSandboxResources(this.ctx, this.require(id), resources, overhead, call);
+  }
+
+  /** An exact ID, or a unique prefix of at least 4 characters. */
   get(id: string): SandboxRecord | undefined {
-    return this.ctx.sandboxes.get(id) ?? this.byPrefix(id);
+    return this.ctx.sandboxes.find(id);
+  }
+
+  /** The one not-found rule for pods: an empty ID is the caller's mistake, an unknown one is NOT_FOUND. */
+  require(id: string): SandboxRecord {
+    return this.ctx.sandboxes.require(id);
+  }
+
+  /** A pod that must be ready for the call to make sense (PortForward). */
+  ready(id: string, rpc: string): SandboxRecord {
+    const record = this.require(id);
+    if (record.state !== 'ready') throw new FailedPreconditionError(`${rpc}: pod sandbox ${record.id} is not ready`);
+    return record;
   }
 
   list(): SandboxRecord[] {
@@ -80,12 +109,5 @@ export class SandboxService {
 
   setPodCidr(cidr: string): void {
     this.podCidr = cidr;
-  }
-
-  /** crictl lets people use a unique prefix of an ID. */
-  private byPrefix(prefix: string): SandboxRecord | undefined {
-    if (prefix.length < 4) return undefined;
-    const matches = [...this.ctx.sandboxes.values()].filter((s) => s.id.startsWith(prefix));
-    return matches.length === 1 ? matches[0] : undefined;
   }
 }

@@ -5,7 +5,8 @@ import { removeNetns } from '../network/netns';
 import type { SandboxContext } from './context';
 import { releaseShm, sandboxFilePaths } from './files';
 import type { SandboxRecord } from './model';
-import { persistSandbox, cniCapabilities } from './run';
+import { persistSandbox } from './persist';
+import { cniCapabilities } from '../network/cni-capabilities';
 import { NamespaceMode } from '../gen/runtime/v1/api';
 
 /**
@@ -40,9 +41,8 @@ export async function teardownNetwork(ctx: SandboxContext, record: SandboxRecord
 }
 
 /** StopPodSandbox: idempotent; the sandbox stays listed as NOTREADY. */
-export async function stopPodSandbox(ctx: SandboxContext, id: string, call: CallContext): Promise<void> {
-  const record = ctx.sandboxes.get(id);
-  if (!record) return;
+export async function stopPodSandbox(ctx: SandboxContext, record: SandboxRecord, call: CallContext): Promise<void> {
+  const id = record.id;
   await ctx.containersOf.stopAll(id, call.signal);
   await ctx.locks.run(id, async () => {
     const wasTornDown = record.networkTornDown;

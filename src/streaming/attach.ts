@@ -5,9 +5,8 @@
  * terminal. Detaching leaves the container alone; with stdin_once, the
  * first client to close stdin closes it for the container too.
  */
-import type { ContainerContext } from '../container/context';
 import type { ContainerRecord } from '../container/model';
-import { FailedPreconditionError } from '../errors';
+import type { ContainerAttachment } from '../container/service';
 import type { RemoteCommandResult, RemoteCommandStreams } from './remote-command';
 
 /**
@@ -17,9 +16,12 @@ import type { RemoteCommandResult, RemoteCommandStreams } from './remote-command
  */
 const MAX_CLIENT_BACKLOG = 8 * 1024 * 1024;
 
-export async function runAttach(ctx: ContainerContext, record: ContainerRecord, streams: RemoteCommandStreams): Promise<RemoteCommandResult> {
-  const io = ctx.io.attach(record.id);
-  if (!io) throw new FailedPreconditionError(`container ${record.id} is not running`);
+export async function runAttach(
+  record: ContainerRecord,
+  attachment: ContainerAttachment,
+  streams: RemoteCommandStreams,
+): Promise<RemoteCommandResult> {
+  const { io } = attachment;
   const tooSlow = new AbortController();
   const unsubscribe = io.onOutput((stream, chunk) => {
     // A terminal has one stream; without one, each goes where the client asked for it (or nowhere).
@@ -40,14 +42,14 @@ export async function runAttach(ctx: ContainerContext, record: ContainerRecord, 
       stdin.off('data', forward);
       if (record.config.stdinOnce) {
         containerStdin.end();
-        void ctx.conn.tasks.closeIo({ containerId: record.id, execId: '', stdin: true }).catch(() => undefined);
+        void attachment.closeStdin().catch(() => undefined);
       }
     });
   } else {
     stdin?.resume();
   }
   streams.onResize((size) => {
-    void ctx.conn.tasks.resizePty({ containerId: record.id, execId: '', width: size.width, height: size.height }).catch(() => undefined);
+    void attachment.resize(size.width, size.height).catch(() => undefined);
   });
   try {
     await new Promise<void>((resolve) => {

@@ -5,9 +5,8 @@
  */
 import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
-import type { ContainerContext } from '../container/context';
-import { ExecProcess, ExecStartError } from '../container/exec-process';
-import type { ContainerRecord } from '../container/model';
+import type { CallContext } from '../containerd/call';
+import { ExecOptions, ExecProcess, ExecStartError } from '../container/exec-process';
 import type { RemoteCommandResult, RemoteCommandStreams } from './remote-command';
 
 /** After the process exits, how long its output may take to arrive (a background child may hold the pipe). */
@@ -22,15 +21,15 @@ function copy(from: Readable, to: Writable): Promise<void> {
   );
 }
 
+/** `start` makes the exec process (the container domain's); this joins it to the client's streams. */
 export async function runExec(
-  ctx: ContainerContext,
-  record: ContainerRecord,
+  start: (opts: ExecOptions, call: CallContext) => Promise<ExecProcess>,
   opts: { cmd: string[]; tty: boolean },
   streams: RemoteCommandStreams,
 ): Promise<RemoteCommandResult> {
   let proc: ExecProcess;
   try {
-    proc = await ExecProcess.start(ctx, record, { cmd: opts.cmd, tty: opts.tty, stdin: streams.stdin !== undefined }, { signal: streams.signal });
+    proc = await start({ cmd: opts.cmd, tty: opts.tty, stdin: streams.stdin !== undefined }, { signal: streams.signal });
   } catch (err) {
     if (err instanceof ExecStartError) return { exitCode: err.notFound ? 127 : 126, message: err.message };
     throw err;

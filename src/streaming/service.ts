@@ -3,8 +3,6 @@
  * runs when a client connects to one.
  */
 import type { ContainerService } from '../container/service';
-import type { ContainerRecord } from '../container/model';
-import { FailedPreconditionError, NotFoundError } from '../errors';
 import type { Logger } from '../log/logger';
 import type { SandboxService } from '../sandbox/service';
 import { runAttach } from './attach';
@@ -66,28 +64,22 @@ export class StreamingService {
     return this.server.urlFor({ kind: 'portforward', podSandboxId });
   }
 
-  private runningContainer(id: string): ContainerRecord {
-    const record = this.deps.containers.get(id);
-    if (!record) throw new NotFoundError(`container ${id} not found`);
-    if (record.state !== 'running') throw new FailedPreconditionError(`container ${id} is not running`);
-    return record;
-  }
-
   private async handle(request: StreamRequest, session: SpdySession, protocol: string): Promise<void> {
     switch (request.kind) {
       case 'exec': {
         const describe = `[${request.cmd.join(' ')}]`;
         await serveRemoteCommand(session, protocol, { ...request, describe }, async (streams) => {
-          const record = this.runningContainer(request.containerId);
+          const { containers } = this.deps;
+          const record = containers.running(request.containerId);
           this.deps.logger.debug('exec stream', { containerId: record.id, cmd: request.cmd, tty: request.tty });
-          return runExec(this.deps.containers.ctx, record, request, streams);
+          return runExec((opts, call) => containers.startExec(record.id, opts, call), request, streams);
         });
         return;
       }
       case 'attach':
         await serveRemoteCommand(session, protocol, { ...request, describe: 'attach' }, async (streams) => {
-          const record = this.runningContainer(request.containerId);
-          return runAttach(this.deps.containers.ctx, record, streams);
+          const record = this.deps.containers.running(request.containerId);
+          return runAttach(record, this.deps.containers.attach(record.id), streams);
         });
         return;
       case 'portforward': {

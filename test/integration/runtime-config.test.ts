@@ -3,7 +3,7 @@
  * UpdatePodSandboxResources reaching the pod's infra cgroup.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PodSandboxConfig, RunPodSandboxRequest, UpdatePodSandboxResourcesRequest } from '../../src/gen/runtime/v1/api';
 import { loadHarnessEnv } from '../harness/env';
@@ -16,7 +16,9 @@ const h = loadHarnessEnv();
 const BRIDGE = `${h.cni.bridge}r`.slice(0, 15);
 const SUBNET = h.cni.subnet.replace(/^10\.199\./, '10.198.');
 let adapter: AdapterProcess;
+let confDir: string;
 let seq = 0;
+const NAMESPACE = 'cri-adapter-it-runtime-config';
 
 function pod(): PodSandboxConfig {
   const n = `rc-${seq++}`;
@@ -25,7 +27,7 @@ function pod(): PodSandboxConfig {
 
 beforeAll(async () => {
   // An IPAM with no range of its own: it must come from the runtime.
-  const confDir = mkdtempSync(path.join(h.tmpDir, 'net-iprange-'));
+  confDir = mkdtempSync(path.join(h.tmpDir, 'net-iprange-'));
   const dataDir = path.join(confDir, 'ipam');
   mkdirSync(dataDir);
   writeFileSync(
@@ -49,11 +51,13 @@ beforeAll(async () => {
       ],
     }),
   );
-  adapter = await startHarnessAdapter(h, { namespace: 'cri-adapter-it-runtime-config', cniConfDir: confDir });
+  // A directory of this file's own, so the adapter can be restarted on it.
+  adapter = await startHarnessAdapter(h, { namespace: NAMESPACE, cniConfDir: confDir, dir: mkdtempSync('/tmp/cri-adapter-proc-') });
 });
 
 afterAll(async () => {
   await adapter.stop();
+  rmSync(adapter.dir, { recursive: true, force: true });
   spawnSync('ip', ['link', 'del', BRIDGE]);
 });
 
@@ -88,6 +92,51 @@ it('applies UpdatePodSandboxResources to the infra cgroup, and refuses unknown p
       .updatePodSandboxResources(UpdatePodSandboxResourcesRequest.fromPartial({ podSandboxId: 'nope' }))
       .catch((e: unknown) => e)) as CriCallError;
     expect(unknown.code).toBe(5 /* NOT_FOUND */);
+  } finally {
+    await adapter.client.runtime.removePodSandbox({ podSandboxId });
+  }
+});
+
+it('keeps a pod resource update across an adapter restart: the infra cgroup, the stored spec and the next update', async () => {
+  await adapter.client.runtime.updateRuntimeConfig({ runtimeConfig: { networkConfig: { podCidr: SUBNET } } });
+  const { podSandboxId } = await adapter.client.runtime.runPodSandbox(RunPodSandboxRequest.fromPartial({ config: pod() }));
+  const cgroup = `/sys/fs/cgroup/cpu/cri-adapter/${podSandboxId}`;
+  const memoryLimit = () => Number(readFileSync(`/sys/fs/cgroup/memory/cri-adapter/${podSandboxId}/memory.limit_in_bytes`, 'utf8'));
+  const specResources = async () => {
+    const { info } = await adapter.client.runtime.podSandboxStatus({ podSandboxId, verbose: true });
+    return (JSON.parse(info.info!) as { runtimeSpec: { linux: { resources: { memory?: { limit?: number }; cpu?: { quota?: number } } } } })
+      .runtimeSpec.linux.resources;
+  };
+  try {
+    await adapter.client.runtime.updatePodSandboxResources(
+      UpdatePodSandboxResourcesRequest.fromPartial({
+        podSandboxId,
+        resources: { memoryLimitInBytes: 80n * 1024n * 1024n, cpuQuota: 20_000n, cpuPeriod: 100_000n },
+        overhead: { memoryLimitInBytes: 16n * 1024n * 1024n },
+      }),
+    );
+    expect(memoryLimit()).toBe(96 * 1024 * 1024);
+    expect((await specResources()).memory?.limit).toBe(96 * 1024 * 1024);
+
+    // A crash, not a clean stop: what the adapter knows afterwards is what containerd kept.
+    await adapter.kill();
+    adapter = await startHarnessAdapter(h, { namespace: NAMESPACE, cniConfDir: confDir, dir: adapter.dir });
+    const after = await specResources();
+    expect(after.memory?.limit).toBe(96 * 1024 * 1024);
+    expect(after.cpu?.quota).toBe(20_000);
+    expect(memoryLimit()).toBe(96 * 1024 * 1024);
+    expect(Number(readFileSync(`${cgroup}/cpu.cfs_quota_us`, 'utf8'))).toBe(20_000);
+
+    // The restarted adapter takes further updates of the same pod.
+    await adapter.client.runtime.updatePodSandboxResources(
+      UpdatePodSandboxResourcesRequest.fromPartial({
+        podSandboxId,
+        resources: { memoryLimitInBytes: 80n * 1024n * 1024n, cpuQuota: 20_000n, cpuPeriod: 100_000n },
+        overhead: { memoryLimitInBytes: 32n * 1024n * 1024n },
+      }),
+    );
+    expect(memoryLimit()).toBe(112 * 1024 * 1024);
+    expect((await specResources()).memory?.limit).toBe(112 * 1024 * 1024);
   } finally {
     await adapter.client.runtime.removePodSandbox({ podSandboxId });
   }

@@ -1,4 +1,3 @@
-import { InvalidArgumentError } from '../errors';
 import type { UpdateContainerResourcesRequest, UpdateContainerResourcesResponse } from '../gen/runtime/v1/api';
 import type { CriDeps } from './deps';
 import type { UnaryHandler } from './dispatch';
@@ -7,7 +6,6 @@ export function updateContainerResourcesHandler(
   deps: CriDeps,
 ): UnaryHandler<UpdateContainerResourcesRequest, UpdateContainerResourcesResponse> {
   return async (request, ctx) => {
-    if (!request.containerId) throw new InvalidArgumentError('UpdateContainerResources: container_id is required');
     await deps.containers.updateResources(request.containerId, request.linux, { signal: ctx.signal, deadline: ctx.deadline });
     return {};
   };
