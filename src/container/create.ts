@@ -3,8 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { CallContext } from '../containerd/call';
-import { createContainerObject } from '../containerd/containers';
-import { withLease } from '../containerd/leases';
+import { createOnRootfs } from '../containerd/rootfs';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors';
 import { ContainerConfig, NamespaceMode, PodSandboxConfig } from '../gen/runtime/v1/api';
 import { sandboxFilePaths } from '../sandbox/files';
@@ -74,95 +73,78 @@ export async function createContainer(
   const phases: Record<string, number> = {};
   const mark = (phase: string) => (phases[phase] = +(performance.now() - t0).toFixed(1));
   try {
-    // Until the container references it, the new active snapshot is garbage to containerd's GC,
-    // which runs concurrently: hold it with a lease from Prepare until the container exists.
-    const record = await withLease(ctx.conn, { expireAfterSeconds: 600, releaseInBackground: true }, call, async (leased) => {
-      const snapshotter = ctx.config.snapshotter;
-      const { mounts } = await step('prepare rootfs snapshot', () =>
-        ctx.conn.snapshots.prepare({ snapshotter, key: id, parent: image.chainId ?? '', labels: {} }, leased),
-      );
-      undo.push('remove snapshot', () => ctx.conn.snapshots.remove({ snapshotter, key: id }));
-      mark('snapshot');
-
-      const [passwd, group, seccompProfile] = await Promise.all([
-        readImageFile(mounts, '/etc/passwd'),
-        readImageFile(mounts, '/etc/group'),
-        readSeccompProfile(config),
-      ]);
-      const ns = config.linux?.securityContext?.namespaceOptions;
-      const targetPid = ns?.pid === NamespaceMode.TARGET ? ctx.containers.get(ns.targetId)?.pid : undefined;
-      if (ns?.pid === NamespaceMode.TARGET && !targetPid) {
-        throw new NotFoundError(`CreateContainer: target container ${ns.targetId} for the PID namespace is not running`);
-      }
-      const hostIpc = sandbox.config.linux?.securityContext?.namespaceOptions?.ipc === NamespaceMode.NODE;
-      const privileged = config.linux?.securityContext?.privileged ?? false;
-      const { spec, user } = buildContainerSpec({
-        containerId: id,
-        sandboxId: sandbox.id,
-        config,
-        sandboxConfig,
-        imageName: imageRef,
-        imageConfig: image.config.config ?? {},
-        imageEtc: { passwd, group },
-        sandboxPid: sandbox.pid,
-        netnsPath: sandbox.netnsPath,
-        targetPid,
-        sandboxFiles: sandboxFilePaths(ctx.config.state, sandbox.id, hostIpc),
-        lookupDevice,
-        lookupPropagation,
-        hostDevices: privileged ? listDevices() : undefined,
-        seccompProfile,
-        env: ctx.env,
-      });
-
-      mark('spec');
-      const runtime = ctx.config.runtimes[sandbox.runtimeHandler] ?? ctx.config.runtimes[ctx.config.defaultRuntime]!;
-      const record: ContainerRecord = {
-        id,
-        sandboxId: sandbox.id,
-        name,
-        config,
-        createdAt: nowNs(),
-        startedAt: 0n,
-        finishedAt: 0n,
-        imageRef,
-        imageId: image.id,
-        imageDigestRef: image.repoDigests[0] ?? image.id,
-        logPath,
-        user,
-        stopSignal: image.config.config?.StopSignal ?? '',
-        runtimeType: runtime.type,
-        spec,
-        state: 'created',
-        exitCode: 0,
-        reason: '',
-        message: '',
-        pid: 0,
-        oomKilled: false,
-      };
-      await step('create container', () =>
-        createContainerObject(
-          ctx.conn,
-          {
-            id,
-            labels: {
-              [LABELS.kind]: KIND_CONTAINER,
-              [LABELS.sandboxId]: sandbox.id,
-              [LABELS.name]: name,
-            },
-            image: image.recordNames[0] ?? imageRef,
-            runtime,
-            spec,
-            snapshotter,
-            extension: { key: EXTENSIONS.containerMetadata, typeUrl: METADATA_TYPE_URLS.container, value: toMetadata(record) },
-          },
-          leased,
-        ),
-      );
-      undo.push('delete container', () => ctx.conn.containers.delete({ id }));
-      mark('container');
-      return record;
-    });
+    const runtime = ctx.config.runtimes[sandbox.runtimeHandler] ?? ctx.config.runtimes[ctx.config.defaultRuntime]!;
+    const rootfs = { snapshotter: ctx.config.snapshotter, key: id, parent: image.chainId ?? '' };
+    const { value: record } = await createOnRootfs(ctx.conn, rootfs, {
+      what: 'container',
+      build: async (mounts) => {
+        mark('snapshot');
+        const [passwd, group, seccompProfile] = await Promise.all([
+          readImageFile(mounts, '/etc/passwd'),
+          readImageFile(mounts, '/etc/group'),
+          readSeccompProfile(config),
+        ]);
+        const ns = config.linux?.securityContext?.namespaceOptions;
+        const targetPid = ns?.pid === NamespaceMode.TARGET ? ctx.containers.get(ns.targetId)?.pid : undefined;
+        if (ns?.pid === NamespaceMode.TARGET && !targetPid) {
+          throw new NotFoundError(`CreateContainer: target container ${ns.targetId} for the PID namespace is not running`);
+        }
+        const hostIpc = sandbox.config.linux?.securityContext?.namespaceOptions?.ipc === NamespaceMode.NODE;
+        const privileged = config.linux?.securityContext?.privileged ?? false;
+        const { spec, user } = buildContainerSpec({
+          containerId: id,
+          sandboxId: sandbox.id,
+          config,
+          sandboxConfig,
+          imageName: imageRef,
+          imageConfig: image.config.config ?? {},
+          imageEtc: { passwd, group },
+          sandboxPid: sandbox.pid,
+          netnsPath: sandbox.netnsPath,
+          targetPid,
+          sandboxFiles: sandboxFilePaths(ctx.config.state, sandbox.id, hostIpc),
+          lookupDevice,
+          lookupPropagation,
+          hostDevices: privileged ? listDevices() : undefined,
+          seccompProfile,
+          env: ctx.env,
+        });
+        mark('spec');
+        const value: ContainerRecord = {
+          id,
+          sandboxId: sandbox.id,
+          name,
+          config,
+          createdAt: nowNs(),
+          startedAt: 0n,
+          finishedAt: 0n,
+          imageRef,
+          imageId: image.id,
+          imageDigestRef: image.repoDigests[0] ?? image.id,
+          logPath,
+          user,
+          stopSignal: image.config.config?.StopSignal ?? '',
+          runtimeType: runtime.type,
+          spec,
+          state: 'created',
+          exitCode: 0,
+          reason: '',
+          message: '',
+          pid: 0,
+          oomKilled: false,
+        };
+        const container = {
+          id,
+          labels: { [LABELS.kind]: KIND_CONTAINER, [LABELS.sandboxId]: sandbox.id, [LABELS.name]: name },
+          image: image.recordNames[0] ?? imageRef,
+          runtime,
+          spec,
+          extension: { key: EXTENSIONS.containerMetadata, typeUrl: METADATA_TYPE_URLS.container, value: toMetadata(value) },
+        };
+        return { container, value };
+      },
+    }, undo, call);
+    mark('container');
     // No status file yet: a container without one is CREATED, also after a restart (fromStored).
     ctx.containers.set(id, record);
     ctx.events.emit('event', 'created', record);

@@ -25,11 +25,13 @@ export interface NewContainer {
   runtime: { type: string; root?: string; systemdCgroup?: boolean; binaryName?: string };
   spec: unknown;
   snapshotter: string;
+  /** The rootfs snapshot's key; the container's ID when not given. */
+  snapshotKey?: string;
   /** The adapter's own record, as one extension. */
   extension: { key: string; typeUrl: string; value: unknown };
 }
 
-/** Creates a container whose rootfs snapshot is keyed by its ID, with its runc options and OCI spec. */
+/** Creates a container over its rootfs snapshot, with its runc options and OCI spec. */
 export async function createContainerObject(conn: ContainerdConnection, c: NewContainer, ctx?: CallContext): Promise<void> {
   await conn.containers.create(
     {
@@ -40,7 +42,7 @@ export async function createContainerObject(conn: ContainerdConnection, c: NewCo
         runtime: { name: c.runtime.type, options: packRuncOptions(c.runtime) },
         spec: packJson(OCI_SPEC_TYPE_URL, c.spec),
         snapshotter: c.snapshotter,
-        snapshotKey: c.id,
+        snapshotKey: c.snapshotKey ?? c.id,
         extensions: { [c.extension.key]: packJson(c.extension.typeUrl, c.extension.value) },
       }),
     },

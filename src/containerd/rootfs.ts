@@ -1,0 +1,53 @@
+import type { Mount } from '../gen/containerd/types/mount';
+import { step, UndoStack } from '../util/undo';
+import type { CallContext } from './call';
+import type { ContainerdConnection } from './connection';
+import { createContainerObject, NewContainer } from './containers';
+import { withLease } from './leases';
+import { ignoreNotFound } from './tasks';
+
+export interface RootfsRequest {
+  snapshotter: string;
+  /** The snapshot's key (a container's own rootfs is keyed by the container's ID). */
+  key: string;
+  /** Chain ID of the image's top layer; '' for an empty rootfs. */
+  parent: string;
+  /** A read-only view of the parent instead of a writable active snapshot. */
+  view?: boolean;
+  labels?: Record<string, string>;
+}
+
+export interface RootfsObject<T> {
+  /** Names the object in step and undo names: "create <what>", "delete <what>". */
+  what: string;
+  /** Given the snapshot's mounts (to read image files), the container object to create and a value to return. */
+  build(mounts: Mount[]): Promise<{ container: Omit<NewContainer, 'snapshotter' | 'snapshotKey'>; value: T }>;
+}
+
+/**
+ * A snapshot, then a containerd container object over it, each with its
+ * undo on `undo`. Until the container references it, the new snapshot is
+ * garbage to containerd's GC, which runs concurrently: a lease holds it
+ * from Prepare until the container exists.
+ */
+export async function createOnRootfs<T>(
+  conn: ContainerdConnection,
+  rootfs: RootfsRequest,
+  object: RootfsObject<T>,
+  undo: UndoStack,
+  call: CallContext,
+): Promise<{ mounts: Mount[]; value: T }> {
+  const { snapshotter, key, parent } = rootfs;
+  return withLease(conn, { expireAfterSeconds: 600, releaseInBackground: true }, call, async (leased) => {
+    const request = { snapshotter, key, parent, labels: rootfs.labels ?? {} };
+    const { mounts } = await step(rootfs.view ? 'make rootfs view' : 'prepare rootfs snapshot', () =>
+      rootfs.view ? conn.snapshots.view(request, leased) : conn.snapshots.prepare(request, leased),
+    );
+    // A snapshot already gone is what the undo wants: not an error.
+    undo.push(rootfs.view ? 'remove rootfs view' : 'remove snapshot', () => ignoreNotFound(conn.snapshots.remove({ snapshotter, key })));
+    const { container, value } = await object.build(mounts);
+    await step(`create ${object.what}`, () => createContainerObject(conn, { ...container, snapshotter, snapshotKey: key }, leased));
+    undo.push(`delete ${object.what}`, () => ignoreNotFound(conn.containers.delete({ id: container.id })));
+    return { mounts, value };
+  });
+}
