@@ -1,4 +1,3 @@
-import { InvalidArgumentError } from '../errors';
 import type { ImageStatusRequest, ImageStatusResponse } from '../gen/runtime/v1/api';
 import type { CriDeps } from './deps';
 import type { UnaryHandler } from './dispatch';
@@ -7,9 +6,7 @@ import { toCriImage } from './image-mapping';
 /** A missing image is an empty response, not an error: the kubelet uses this to decide to pull. */
 export function imageStatusHandler(deps: CriDeps): UnaryHandler<ImageStatusRequest, ImageStatusResponse> {
   return async (request) => {
-    const wanted = request.image?.image ?? '';
-    if (wanted === '') throw new InvalidArgumentError('ImageStatus: image.image is required');
-    const entry = deps.images.store.resolve(wanted);
+    const entry = deps.images.find(request.image?.image ?? '');
     if (!entry) return { image: undefined, info: {} };
     const info: Record<string, string> = {};
     if (request.verbose) {

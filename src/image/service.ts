@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import type { CallContext } from '../containerd/call';
 import type { ContainerdConnection } from '../containerd/connection';
 import { readBlob } from '../containerd/content';
-import { CancelledError, DeadlineExceededError, FailedPreconditionError, NotFoundError } from '../errors';
+import { CancelledError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors';
 import type { EventMonitor } from '../events/monitor';
 import type { Logger } from '../log/logger';
 import { mountContaining, readMountinfo } from '../host/mountinfo';
@@ -85,6 +85,7 @@ export class ImageService {
    * waiting, and the pull is cancelled only when every caller has gone.
    */
   pull(input: string, auth: AuthConfig | undefined, ctx: CallContext): Promise<ImageEntry> {
+    if (input === '') throw new InvalidArgumentError('PullImage: image.image (the reference to pull) is required');
     const ref = parseReference(input);
     const key = `${ref.string()}\n${auth ? JSON.stringify(auth) : ''}`;
     let shared = this.inFlight.get(key);
@@ -145,8 +146,15 @@ export class ImageService {
     });
   }
 
+  /** ImageStatus: the image an ID or reference names, or undefined when there is none (not an error). */
+  find(input: string): ImageEntry | undefined {
+    if (input === '') throw new InvalidArgumentError('ImageStatus: image.image is required');
+    return this.store.resolve(input);
+  }
+
   /** Removes every record of the image. Unknown images are not an error (the spec says so). */
   async remove(input: string, ctx: CallContext): Promise<void> {
+    if (input === '') throw new InvalidArgumentError('RemoveImage: image.image (an ID or reference) is required');
     const entry = this.store.resolve(input);
     if (!entry) return;
     if (this.inUse(entry.id)) {

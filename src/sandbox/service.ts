@@ -1,5 +1,5 @@
 import type { CallContext } from '../containerd/call';
-import { FailedPreconditionError } from '../errors';
+import { FailedPreconditionError, InvalidArgumentError } from '../errors';
 import type { EventMonitor, TaskExitEvent } from '../events/monitor';
 import type { LinuxContainerResources, PodSandboxConfig } from '../gen/runtime/v1/api';
 import { KeyedMutex } from '../util/keyed-mutex';
@@ -96,10 +96,12 @@ export class SandboxService {
     return this.ctx.sandboxes.require(id);
   }
 
-  /** A pod that must be ready for the call to make sense (PortForward). */
-  ready(id: string, rpc: string): SandboxRecord {
+  /** PortForward is answered with a URL: the pod must be ready, and the ports (chosen per connection later) real. */
+  checkPortForward(id: string, ports: number[]): SandboxRecord {
     const record = this.require(id);
-    if (record.state !== 'ready') throw new FailedPreconditionError(`${rpc}: pod sandbox ${record.id} is not ready`);
+    const bad = ports.find((p) => !(p > 0 && p < 65536));
+    if (bad !== undefined) throw new InvalidArgumentError(`PortForward: port ${bad} is not a TCP port`);
+    if (record.state !== 'ready') throw new FailedPreconditionError(`PortForward: pod sandbox ${record.id} is not ready`);
     return record;
   }
 
