@@ -1,4 +1,4 @@
-import { PodSandboxConfig } from '../gen/runtime/v1/api';
+import { PodSandboxConfig, PodSandboxMetadata } from '../gen/runtime/v1/api';
 import type { CniResult } from '../network/cni';
 import type { OciSpec } from '../oci';
 
@@ -81,9 +81,12 @@ export function fromMetadata(m: SandboxMetadata, state: SandboxState, pid: numbe
   };
 }
 
+/** A pod config whose metadata is known to be there and complete (RunPodSandbox checked it). */
+export type ValidPodSandboxConfig = PodSandboxConfig & { metadata: PodSandboxMetadata };
+
 /** The kubelet's name for a pod attempt; unique per (name, namespace, uid, attempt). */
-export function sandboxName(config: PodSandboxConfig): string {
-  const md = config.metadata!;
+export function sandboxName(config: ValidPodSandboxConfig): string {
+  const md = config.metadata;
   return [md.name, md.namespace, md.uid, String(md.attempt)].join('_');
 }
 

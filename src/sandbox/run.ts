@@ -4,7 +4,7 @@ import { EXTENSIONS, KIND_SANDBOX, LABELS, METADATA_TYPE_URLS } from '../contain
 import { createOnRootfs } from '../containerd/rootfs';
 import { deleteTask, stopTask } from '../containerd/tasks';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors';
-import { NamespaceMode, PodSandboxConfig, PodSandboxMetadata } from '../gen/runtime/v1/api';
+import { NamespaceMode, PodSandboxConfig } from '../gen/runtime/v1/api';
 import type { ImageEntry } from '../image/store';
 import type { AdapterConfig } from '../config/load';
 import type { CniNetworkList } from '../network/cni-config';
@@ -16,11 +16,8 @@ import { nowNs } from '../util/time';
 import { step, UndoStack } from '../util/undo';
 import type { SandboxContext } from './context';
 import { createSandboxFiles, removeSandboxFiles, SandboxFilePaths, sandboxFilePaths } from './files';
-import { SandboxRecord, sandboxName, toMetadata } from './model';
+import { SandboxRecord, sandboxName, toMetadata, ValidPodSandboxConfig } from './model';
 import { persistSandbox } from './persist';
-
-/** A pod config whose metadata is known to be there and complete. */
-export type ValidPodSandboxConfig = PodSandboxConfig & { metadata: PodSandboxMetadata };
 
 /** What RunPodSandbox decided from the request before it changes anything. */
 interface SandboxPlan {

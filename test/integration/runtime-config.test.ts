@@ -107,14 +107,17 @@ it('keeps a pod resource update across an adapter restart: the infra cgroup, the
     return (JSON.parse(info.info!) as { runtimeSpec: { linux: { resources: { memory?: { limit?: number }; cpu?: { quota?: number } } } } })
       .runtimeSpec.linux.resources;
   };
-  try {
-    await adapter.client.runtime.updatePodSandboxResources(
+  // 80 MiB and a fifth of a CPU for the containers, plus the pod's overhead in MiB.
+  const update = (overheadMi: bigint) =>
+    adapter.client.runtime.updatePodSandboxResources(
       UpdatePodSandboxResourcesRequest.fromPartial({
         podSandboxId,
         resources: { memoryLimitInBytes: 80n * 1024n * 1024n, cpuQuota: 20_000n, cpuPeriod: 100_000n },
-        overhead: { memoryLimitInBytes: 16n * 1024n * 1024n },
+        overhead: { memoryLimitInBytes: overheadMi * 1024n * 1024n },
       }),
     );
+  try {
+    await update(16n);
     expect(memoryLimit()).toBe(96 * 1024 * 1024);
     expect((await specResources()).memory?.limit).toBe(96 * 1024 * 1024);
 
@@ -128,13 +131,7 @@ it('keeps a pod resource update across an adapter restart: the infra cgroup, the
     expect(Number(readFileSync(`${cgroup}/cpu.cfs_quota_us`, 'utf8'))).toBe(20_000);
 
     // The restarted adapter takes further updates of the same pod.
-    await adapter.client.runtime.updatePodSandboxResources(
-      UpdatePodSandboxResourcesRequest.fromPartial({
-        podSandboxId,
-        resources: { memoryLimitInBytes: 80n * 1024n * 1024n, cpuQuota: 20_000n, cpuPeriod: 100_000n },
-        overhead: { memoryLimitInBytes: 32n * 1024n * 1024n },
-      }),
-    );
+    await update(32n);
     expect(memoryLimit()).toBe(112 * 1024 * 1024);
     expect((await specResources()).memory?.limit).toBe(112 * 1024 * 1024);
   } finally {
