@@ -8,7 +8,6 @@ import { createSocket } from 'node:dgram';
 import { mkdtempSync, readdirSync, readFileSync, statfsSync } from 'node:fs';
 import {
   ContainerConfig,
-  CreateContainerRequest,
   DeepPartial,
   Metric,
   MetricDescriptor,
@@ -21,6 +20,7 @@ import {
 import { loadHarnessEnv } from '../harness/env';
 import type { AdapterProcess } from '../support/adapter-process';
 import { startHarnessAdapter } from '../support/harness-adapter';
+import { startContainerIn } from '../support/pod-containers';
 
 const h = loadHarnessEnv();
 const NS = 'cri-adapter-it-cri-metrics';
@@ -37,16 +37,8 @@ let busy: string;
 let sleepers: string;
 let descriptors: MetricDescriptor[];
 
-async function runContainer(name: string, command: string[], extra: DeepPartial<ContainerConfig> = {}): Promise<string> {
-  const { containerId } = await adapter.client.runtime.createContainer(
-    CreateContainerRequest.fromPartial({
-      podSandboxId: podId,
-      sandboxConfig: podConfig,
-      config: { metadata: { name }, image: { image: h.images.busybox }, command, linux: {}, ...extra },
-    }),
-  );
-  await adapter.client.runtime.startContainer({ containerId });
-  return containerId;
+function runContainer(name: string, command: string[], extra: DeepPartial<ContainerConfig> = {}): Promise<string> {
+  return startContainerIn(adapter.client, { id: podId, config: podConfig }, h.images.busybox, name, command, extra);
 }
 
 async function podMetrics(): Promise<PodSandboxMetrics> {

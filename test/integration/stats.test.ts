@@ -26,6 +26,7 @@ import { loadHarnessEnv } from '../harness/env';
 import type { AdapterProcess } from '../support/adapter-process';
 import { CriCallError } from '../support/cri-client';
 import { startHarnessAdapter } from '../support/harness-adapter';
+import { startContainerIn } from '../support/pod-containers';
 
 const h = loadHarnessEnv();
 const NS = 'cri-adapter-it-stats';
@@ -42,16 +43,8 @@ let idle: string;
 /** Has exited. */
 let done: string;
 
-async function runContainer(name: string, command: string[], extra: DeepPartial<ContainerConfig> = {}): Promise<string> {
-  const { containerId } = await adapter.client.runtime.createContainer(
-    CreateContainerRequest.fromPartial({
-      podSandboxId: podId,
-      sandboxConfig: podConfig,
-      config: { metadata: { name }, image: { image: h.images.busybox }, command, labels: { role: name }, linux: {}, ...extra },
-    }),
-  );
-  await adapter.client.runtime.startContainer({ containerId });
-  return containerId;
+function runContainer(name: string, command: string[], extra: DeepPartial<ContainerConfig> = {}): Promise<string> {
+  return startContainerIn(adapter.client, { id: podId, config: podConfig }, h.images.busybox, name, command, { labels: { role: name }, ...extra });
 }
 
 async function listStats(filter: DeepPartial<ContainerStatsFilter> | undefined = undefined): Promise<Map<string, ContainerStats>> {
