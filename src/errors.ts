@@ -61,7 +61,9 @@ export function withContext(err: unknown, context: string): Error {
   return new InternalError(`${context}: ${message}`, { cause: err });
 }
 
-const CLASSES: Record<ErrorKind, new (message: string, options?: { cause?: unknown }) => AdapterError> = {
+export type ErrorClass = new (message: string, options?: { cause?: unknown }) => AdapterError;
+
+const CLASSES: Record<ErrorKind, ErrorClass> = {
   NotFound: NotFoundError,
   AlreadyExists: AlreadyExistsError,
   InvalidArgument: InvalidArgumentError,
@@ -76,4 +78,26 @@ const CLASSES: Record<ErrorKind, new (message: string, options?: { cause?: unkno
 
 export function errorOfKind(kind: ErrorKind, message: string, options?: { cause?: unknown }): AdapterError {
   return new CLASSES[kind](message, options);
+}
+
+/** The class that stands for a kind (for code that builds the error later). */
+export function classOfKind(kind: ErrorKind): ErrorClass {
+  return CLASSES[kind];
+}
+
+/**
+ * The error an aborted signal stands for, with `context` in front. The
+ * adapter's own signals carry a typed reason (the CRI edge aborts with
+ * DeadlineExceededError or CancelledError), which keeps its kind;
+ * AbortSignal.timeout() carries a DOMException named TimeoutError, which is
+ * a deadline; any other reason (a bare abort()) is a cancellation. The
+ * reason's class decides, never its wording.
+ */
+export function abortError(reason: unknown, context: string): AdapterError {
+  if (reason instanceof AdapterError) return errorOfKind(reason.kind, `${context}: ${reason.message}`, { cause: reason });
+  // DOMException is not always an Error subclass across realms (jest), so test the name only.
+  const isTimeout = typeof reason === 'object' && reason !== null && (reason as { name?: unknown }).name === 'TimeoutError';
+  return isTimeout
+    ? new DeadlineExceededError(`${context}: the caller's deadline passed`, { cause: reason })
+    : new CancelledError(`${context}: the request was cancelled`, { cause: reason });
 }

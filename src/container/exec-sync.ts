@@ -53,7 +53,7 @@ export async function execSync(
     // The command's own timeout decides (our timer, not a gRPC deadline: containerd reports an
     // expired wait as an unknown error); the Wait call itself only ends with the process or the caller.
     const waitCtl = new AbortController();
-    const onCallerGone = () => waitCtl.abort();
+    const onCallerGone = () => waitCtl.abort(call.signal!.reason);
     call.signal?.addEventListener('abort', onCallerGone, { once: true });
     let timedOut = false;
     const timer =

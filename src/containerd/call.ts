@@ -1,6 +1,6 @@
 import { CallOptions, Client, Metadata, ServiceDefinition, ServiceError } from '@grpc/grpc-js';
-import { CallContext, promisifyUnary, UnaryMethods } from '../grpc/promisify';
-import { AdapterError, CancelledError, errorOfKind } from '../errors';
+import { CallContext, PromisifyOptions, promisifyUnary, UnaryMethods } from '../grpc/promisify';
+import { abortError, AdapterError, errorOfKind } from '../errors';
 import { kindOfCode } from '../grpc/codes';
 
 export type { CallContext, UnaryMethods };
@@ -34,10 +34,15 @@ export function unaryMethods<C extends Client>(
   serviceName: string,
   defaults: CallDefaults,
 ): UnaryMethods<C> {
-  return promisifyUnary(client, definition, serviceName, {
+  return promisifyUnary(client, definition, serviceName, containerdCallOptions(defaults));
+}
+
+/** Metadata, deadline and error mapping of every containerd call, unary or streaming. */
+export function containerdCallOptions(defaults: CallDefaults): PromisifyOptions {
+  return {
     metadata: (ctx) => callMetadata(defaults, ctx),
     options: (ctx) => callOptions(defaults, ctx),
     mapError: fromGrpcError,
-    cancelled: (what) => new CancelledError(`containerd ${what}: cancelled by the caller`),
-  });
+    cancelled: (what, reason) => abortError(reason, `containerd ${what}`),
+  };
 }

@@ -1,9 +1,9 @@
 import type { Readable } from 'node:stream';
 import { ClientDuplexStream } from '@grpc/grpc-js';
-import { AlreadyExistsError, CancelledError, InvalidArgumentError, NotFoundError } from '../errors';
+import { abortError, AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../errors';
 import { WriteAction, WriteContentRequest, WriteContentResponse } from '../gen/containerd/services/content/v1/content';
 import { CallContext, collectStream } from '../grpc/promisify';
-import { callMetadata, callOptions, fromGrpcError } from './call';
+import { callMetadata, callOptions, containerdCallOptions, fromGrpcError } from './call';
 import type { ContainerdConnection } from './connection';
 
 // containerd's default gRPC receive limit is 16 MiB; 1 MiB chunks keep each message well below it.
@@ -16,15 +16,6 @@ export interface BlobToWrite {
   size: number;
   labels?: Record<string, string>;
   source: Readable;
-}
-
-function promisifyHow(conn: ContainerdConnection) {
-  return {
-    metadata: (ctx?: CallContext) => callMetadata(conn.callDefaults, ctx),
-    options: (ctx?: CallContext) => callOptions(conn.callDefaults, ctx),
-    mapError: fromGrpcError,
-    cancelled: (what: string) => new CancelledError(`containerd ${what}: cancelled by the caller`),
-  };
 }
 
 /**
@@ -70,7 +61,8 @@ async function copyIntoContent(conn: ContainerdConnection, blob: BlobToWrite, ct
       if (r.action === WriteAction.COMMIT) resolve(r);
     });
     stream.on('error', (err: Parameters<typeof fromGrpcError>[0]) => {
-      failure = fromGrpcError(err, what);
+      // Cancelled by us because the caller's signal fired: report why it fired.
+      failure = ctx.signal?.aborted ? abortError(ctx.signal.reason, `containerd ${what}`) : fromGrpcError(err, what);
       reject(failure);
     });
     stream.on('end', () => reject(failure ?? new Error('containerd closed the content write stream before the commit')));
@@ -141,7 +133,7 @@ export async function readBlob(conn: ContainerdConnection, digest: string, ctx?:
     conn.streaming.content.read.bind(conn.streaming.content),
     { digest, offset: 0n, size: 0n },
     'Content.Read',
-    promisifyHow(conn),
+    containerdCallOptions(conn.callDefaults),
     ctx,
   );
   return Buffer.concat(parts.map((p) => p.data));
@@ -162,6 +154,3 @@ export async function setBlobLabels(
     ctx,
   );
 }
-
-/** Helper for List-style streaming calls on the content and snapshot services. */
-export { promisifyHow };

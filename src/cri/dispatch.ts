@@ -9,6 +9,7 @@ import {
   UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { performance } from 'node:perf_hooks';
+import { AdapterError, CancelledError, DeadlineExceededError } from '../errors';
 import type { Logger } from '../log/logger';
 import { codeName, toStatus } from './status-mapping';
 
@@ -64,16 +65,17 @@ function contextFor(
   const controller = new AbortController();
   const deadline = deadlineOf(call);
   let finished = false;
-  const abort = (reason: string) => {
-    if (!finished) controller.abort(new Error(reason));
+  // The reason is typed: everything below tells a deadline from a cancel by its class (abortError).
+  const abort = (reason: () => AdapterError) => {
+    if (!finished) controller.abort(reason());
   };
   // grpc-js also emits 'cancelled' after a call completes normally; only a cancel before the answer counts.
-  call.on('cancelled', () => abort('cancelled by the client'));
-  const onDrain = () => abort('the daemon is shutting down');
+  call.on('cancelled', () => abort(() => new CancelledError('cancelled by the client')));
+  const onDrain = () => abort(() => new CancelledError('the daemon is shutting down'));
   drain.addEventListener('abort', onDrain, { once: true });
   let timer: NodeJS.Timeout | undefined;
   if (deadline !== undefined) {
-    timer = setTimeout(() => abort('deadline exceeded'), Math.max(0, deadline - Date.now()));
+    timer = setTimeout(() => abort(() => new DeadlineExceededError('the call\'s deadline passed')), Math.max(0, deadline - Date.now()));
     timer.unref();
   }
   return {

@@ -9,6 +9,11 @@ export interface CallContext {
   lease?: string;
 }
 
+/** A call that ended because its signal fired (we cancelled it) fails with the signal's reason, not CANCELLED. */
+export function failure(how: PromisifyOptions, err: ServiceError, what: string, ctx: CallContext | undefined): Error {
+  return ctx?.signal?.aborted ? how.cancelled(what, ctx.signal.reason) : how.mapError(err, what);
+}
+
 type UnaryFn<Req, Res> = (
   request: Req,
   metadata: Metadata,
@@ -26,10 +31,10 @@ export type UnaryMethods<C> = {
 export interface PromisifyOptions {
   metadata(ctx?: CallContext): Metadata;
   options(ctx?: CallContext): Partial<CallOptions>;
-  /** Turns a failed call (or a call cancelled before it began) into the error callers see. */
+  /** Turns a failed call into the error callers see. */
   mapError(err: ServiceError, method: string): Error;
-  /** The error for a call whose signal had already fired. */
-  cancelled(method: string): Error;
+  /** The error for a call whose signal fired (before or during it), from the signal's reason. */
+  cancelled(method: string, reason: unknown): Error;
 }
 
 /**
@@ -51,12 +56,12 @@ export function promisifyUnary<C extends Client>(
     out[name] = (request: unknown, ctx?: CallContext) =>
       new Promise((resolve, reject) => {
         if (ctx?.signal?.aborted) {
-          reject(how.cancelled(what));
+          reject(how.cancelled(what, ctx.signal.reason));
           return;
         }
         const call = fn(request, how.metadata(ctx), how.options(ctx), (err, res) => {
           ctx?.signal?.removeEventListener('abort', onAbort);
-          if (err) reject(how.mapError(err, what));
+          if (err) reject(failure(how, err, what, ctx));
           else resolve(res);
         });
         function onAbort(): void {
@@ -88,7 +93,7 @@ export function collectStream<Req, Res>(
 ): Promise<Res[]> {
   return new Promise((resolve, reject) => {
     if (ctx?.signal?.aborted) {
-      reject(how.cancelled(what));
+      reject(how.cancelled(what, ctx.signal.reason));
       return;
     }
     const out: Res[] = [];
@@ -98,7 +103,7 @@ export function collectStream<Req, Res>(
     call.on('data', (m: Res) => out.push(m));
     call.on('error', (err: ServiceError) => {
       ctx?.signal?.removeEventListener('abort', onAbort);
-      reject(how.mapError(err, what));
+      reject(failure(how, err, what, ctx));
     });
     call.on('end', () => {
       ctx?.signal?.removeEventListener('abort', onAbort);

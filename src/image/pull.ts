@@ -3,7 +3,7 @@ import type { CallContext } from '../containerd/call';
 import type { ContainerdConnection } from '../containerd/connection';
 import { blobExists, setBlobLabels, writeBlob } from '../containerd/content';
 import { withLease } from '../containerd/leases';
-import { AlreadyExistsError, InvalidArgumentError } from '../errors';
+import { AlreadyExistsError, CancelledError, InvalidArgumentError } from '../errors';
 import type { Descriptor as ContainerdDescriptor } from '../gen/containerd/types/descriptor';
 import type { Logger } from '../log/logger';
 import { configGcLabels, indexGcLabel, manifestGcLabels, UNCOMPRESSED_LABEL } from './layers';
@@ -125,7 +125,7 @@ export async function pullImage(
       resolved.layers.map((layer, i) => ({ layer, diffId: diffIds[i]! })),
       settings.maxConcurrentDownloads,
       ({ layer, diffId }) => store(layer, { [UNCOMPRESSED_LABEL]: diffId }, fetch(layer)),
-      () => failed.abort(),
+      () => failed.abort(new CancelledError('another download of this pull failed')),
     );
     const topChainId = await unpackLayers(
       conn,

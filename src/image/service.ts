@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import type { CallContext } from '../containerd/call';
 import type { ContainerdConnection } from '../containerd/connection';
 import { readBlob } from '../containerd/content';
-import { CancelledError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors';
+import { abortError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors';
 import type { EventMonitor } from '../events/monitor';
 import type { Logger } from '../log/logger';
 import { mountContaining, readMountinfo } from '../host/mountinfo';
@@ -124,9 +124,7 @@ export class ImageService {
           this.forget(key, shared);
           shared.controller.abort(signal!.reason);
         }
-        const reason = signal!.reason as { message?: unknown } | undefined;
-        const why = typeof reason?.message === 'string' ? reason.message : 'cancelled';
-        reject(/deadline/i.test(why) ? new DeadlineExceededError(`pull of ${what}: ${why}`) : new CancelledError(`pull of ${what}: ${why}`));
+        reject(abortError(signal!.reason, `pull of ${what}`));
       };
       if (signal?.aborted) {
         onAbort();

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { DeadlineExceededError, InternalError, InvalidArgumentError } from '../errors';
+import { abortError, DeadlineExceededError, InternalError, InvalidArgumentError } from '../errors';
 import type { CniNetworkList } from './cni-config';
 
 /** What a pod passes to its plugins (CNI_ARGS and runtime capabilities). */
@@ -147,7 +147,7 @@ function execPlugin(
       () => stop(new DeadlineExceededError(`CNI plugin ${path.basename(binary)} ${command} did not finish in ${settings.timeoutMs} ms`)),
       settings.timeoutMs,
     );
-    const onAbort = () => stop(new DeadlineExceededError(`CNI plugin ${path.basename(binary)} ${command} cancelled`));
+    const onAbort = () => stop(abortError(signal!.reason, `CNI plugin ${path.basename(binary)} ${command}`));
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));

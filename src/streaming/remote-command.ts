@@ -10,6 +10,7 @@
  * exits with the command's code.
  */
 import type { Readable, Writable } from 'node:stream';
+import { CancelledError } from '../errors';
 import type { SpdySession, SpdyStream } from './spdy/session';
 
 export interface TerminalSize {
@@ -134,7 +135,7 @@ export async function serveRemoteCommand(
 ): Promise<void> {
   const streams = await collectStreams(session, expectedStreams(protocol, opts));
   const gone = new AbortController();
-  const onClose = () => gone.abort(new Error('the client went away'));
+  const onClose = () => gone.abort(new CancelledError('the client went away'));
   session.once('close', onClose);
   if (session.isClosed) onClose();
   const resizeListeners: Array<(size: TerminalSize) => void> = [];

@@ -25,6 +25,7 @@ import {
 } from '../../src/gen/runtime/v1/api';
 import { silentLogger } from '../../src/log/logger';
 import { loadHarnessEnv } from '../harness/env';
+import { mountPoints, waitFor } from '../harness/util';
 import { BuiltImage, buildImage, goPlatform, ImageConfigSpec, LayerSpec, pushImage, pushIndex } from '../harness/images';
 import { Registry, startRegistry } from '../harness/registry';
 import { AdapterProcess, startAdapter } from '../support/adapter-process';
@@ -148,16 +149,6 @@ function writeHosts(dir: string, registry: string, server: string, mirrors: stri
   for (const m of mirrors) lines.push(`[host.${JSON.stringify(m)}]`, '  capabilities = ["pull", "resolve"]', '');
   mkdirSync(path.join(dir, registry), { recursive: true });
   writeFileSync(path.join(dir, registry, 'hosts.toml'), lines.join('\n'));
-}
-
-async function waitUntil<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const timed = async <T>(fn: () => Promise<T>): Promise<[T, number]> => {
@@ -375,7 +366,7 @@ describe('ImageService against containerd and real registries', () => {
       // the failed pull cancelled the downloads it had running and started no more
       const inFlight = () => proxy.requests.filter((r) => slow.some((d) => r.url.endsWith(d)));
       expect(inFlight().length).toBeLessThanOrEqual(2);
-      await waitUntil('the slow downloads to be cancelled', async () => inFlight().every((r) => r.aborted) || undefined);
+      await waitFor('the slow downloads to be cancelled', () => inFlight().every((r) => r.aborted));
       expect(await activeIngests(NS)).toEqual([]);
     } finally {
       release();
@@ -442,14 +433,14 @@ describe('ImageService against containerd and real registries', () => {
       );
       await proxy.waitForRequest('GET', q.layers[1]!.digest);
       // the pull has looked at the shared layer (with the fix: leased it; without it, this just times out)
-      await waitUntil('the pull to lease the shared layer', async () => {
+      await waitFor('the pull to lease the shared layer', async () => {
         const { leases: all } = await conn.leases.list({ filters: [] });
         for (const l of all.filter((x) => x.id !== lease!.id)) {
           const { resources } = await conn.leases.listResources({ id: l.id });
           if (resources.some((r) => r.id === shared)) return true;
         }
         return undefined;
-      }, 3000).catch(() => undefined);
+      }, { timeoutMs: 3000 }).catch(() => undefined);
       // Now nothing but the running pull can keep the shared layer: drop our hold and collect garbage.
       await conn.leases.delete({ id: lease!.id, sync: false });
       const trigger = 'it-images-gc-trigger';
@@ -539,7 +530,12 @@ describe('ImageService against containerd and real registries', () => {
     const before = BigInt(Date.now()) * 1_000_000n;
     const res = await adapter.client.image.imageFsInfo(ImageFsInfoRequest.fromPartial({}));
     const fs = res.imageFilesystems[0]!;
-    expect(fs.fsId?.mountpoint).toBeTruthy();
+    // The mount that holds containerd's overlayfs snapshots: the deepest mount point above that directory.
+    const snapshots = path.join(h.containerd.root, 'io.containerd.snapshotter.v1.overlayfs');
+    const holder = mountPoints()
+      .filter((m) => m === '/' || snapshots === m || snapshots.startsWith(m + '/'))
+      .sort((a, b) => b.length - a.length)[0];
+    expect(fs.fsId?.mountpoint).toBe(holder);
     expect(fs.usedBytes?.value).toBeGreaterThan(0n);
     expect(fs.inodesUsed?.value).toBeGreaterThan(0n);
     // ns since the epoch, within a few seconds of now (the answer may be cached for 5 s)
@@ -644,12 +640,52 @@ describe('ImageService against containerd and real registries', () => {
       alone.cancel();
       expect(await alone.result).toEqual({ code: 1 });
       const fetched = () => proxy.requests.filter((r) => other.layers.some((l) => r.url.endsWith(l.digest)));
-      await waitUntil('the abandoned downloads to be cancelled', async () => fetched().every((r) => r.aborted) || undefined);
-      await waitUntil('the abandoned pull to end', async () => ((await leases(NS)).length === 0 ? true : undefined));
+      await waitFor('the abandoned downloads to be cancelled', () => fetched().every((r) => r.aborted));
+      await waitFor('the abandoned pull to end', async () => (await leases(NS)).length === 0);
       expect(await activeIngests(NS)).toEqual([]);
       expect(await list(adapter.client, `${proxy.host}/${repo}:alone`)).toEqual([]);
     } finally {
       release();
+      proxy.blobs = undefined;
+    }
+  });
+
+  it('a PullImage whose deadline passes answers DEADLINE_EXCEEDED, and its downloads are cancelled', async () => {
+    const repo = 'cri-adapter-test/deadline';
+    const img = bigImage(randomLayers(2, 128 * 1024));
+    await pushImage(REG, repo, 'latest', img);
+    const image = `${proxy.host}/${repo}:latest`;
+    const layers = img.layers.map((l) => l.digest);
+    proxy.reset();
+    // Headers, then nothing until the adapter goes away (its stall timeout is 60 s, far past the deadline).
+    proxy.blobs = (d) => (layers.includes(d) ? { stall: true } : undefined);
+    try {
+      const request = PullImageRequest.fromPartial({ image: { image } });
+      const err = await adapter.client.image.pullImage(request, { deadline: Date.now() + 1500 }).then(
+        () => new Error('the pull succeeded but its layers never came'),
+        (e: unknown) => e,
+      );
+      if (!(err instanceof CriCallError)) throw err;
+      expect(err.code).toBe(4); // DEADLINE_EXCEEDED
+      // grpc-js ends a call at its deadline on both sides by itself; what the daemon's own handler
+      // made of it shows in its log line for the call.
+      const answer = await waitFor('the daemon to log how the pull ended', () =>
+        adapter
+          .logs()
+          .split('\n')
+          .filter((l) => l.includes('"rpc":"PullImage"') && l.includes(repo))
+          .map((l) => JSON.parse(l) as { code?: string; error?: string })
+          .find((l) => l.code !== undefined),
+      );
+      expect(answer.code).toBe('DEADLINE_EXCEEDED');
+      expect(answer.error).toContain(`pull of ${image}`);
+      const fetched = () => proxy.requests.filter((r) => layers.some((d) => r.url.endsWith(d)));
+      expect(fetched().length).toBeGreaterThan(0);
+      await waitFor('the layer downloads to be cancelled', () => fetched().every((r) => r.aborted));
+      await waitFor('the pull to end', async () => (await leases(NS)).length === 0);
+      expect(await activeIngests(NS)).toEqual([]);
+      expect(await list(adapter.client, image)).toEqual([]);
+    } finally {
       proxy.blobs = undefined;
     }
   });

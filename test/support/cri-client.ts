@@ -34,7 +34,7 @@ export function criClient(socketPath: string, timeoutMs = 60_000): CriClient {
     metadata: () => new Metadata(),
     options: (ctx?: { deadline?: number }) => ({ deadline: ctx?.deadline ?? Date.now() + timeoutMs }),
     mapError: (err: ServiceError, method: string) => new CriCallError(err.code, err.details, method),
-    cancelled: (method: string) => new CriCallError(1, 'cancelled before start', method),
+    cancelled: (method: string) => new CriCallError(1, 'cancelled by the test', method),
   };
   return {
     runtime: promisifyUnary(runtime, RuntimeServiceService, 'RuntimeService', how),

@@ -1,10 +1,4 @@
-import {
-  AdapterError,
-  CancelledError,
-  DeadlineExceededError,
-  FailedPreconditionError,
-  InternalError,
-} from '../../errors';
+import { abortError, AdapterError, classOfKind, ErrorClass, FailedPreconditionError, InternalError } from '../../errors';
 
 /**
  * Registry-specific refinements of the domain errors. They keep the base
@@ -23,7 +17,7 @@ export class DigestMismatchError extends InternalError {
   actual?: string;
 }
 
-export type ErrorClass = new (message: string, options?: { cause?: unknown }) => AdapterError;
+export type { ErrorClass };
 
 /**
  * A failure that does not yet know which pull it belongs to. Lower layers
@@ -45,19 +39,10 @@ export function isAbortFailure(err: unknown): boolean {
   return err instanceof RegistryFailure && err.extra.aborted === true;
 }
 
-/** What a signal's abort turns into: a deadline when it came from AbortSignal.timeout(). */
+/** What a signal's abort turns into: the kind its reason stands for (see abortError). */
 export function abortFailure(signal: AbortSignal): RegistryFailure {
-  const reason: unknown = signal.reason;
-  if (reason instanceof AdapterError) {
-    return new RegistryFailure(reason.constructor as ErrorClass, `aborted: ${reason.message}`, { cause: reason, aborted: true });
-  }
-  // DOMException is not always an Error subclass across realms (jest), so test the name only.
-  const isTimeout = typeof reason === 'object' && reason !== null && (reason as { name?: unknown }).name === 'TimeoutError';
-  return new RegistryFailure(
-    isTimeout ? DeadlineExceededError : CancelledError,
-    isTimeout ? 'the caller\'s deadline passed' : 'the request was cancelled',
-    { cause: reason, aborted: true },
-  );
+  const err = abortError(signal.reason, 'aborted');
+  return new RegistryFailure(classOfKind(err.kind), err.message, { cause: signal.reason, aborted: true });
 }
 
 export function toDomainError(err: unknown, context: string): AdapterError {

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../../src/errors';
 import { createFifo, createFifos, FifoReader, openFifoReader, openFifoWriter, removeFifos } from '../../../src/io/fifo';
@@ -220,8 +221,8 @@ describe('TaskIo', () => {
       stderr: path.join(dir, 'c1-stderr'),
     });
     for (const p of Object.values(io.paths)) expect(fs.statSync(p).isFIFO()).toBe(true);
-    expect(io.stdin).not.toBeNull();
-    expect(io.stderr).not.toBeNull();
+    expect(io.stdin).toBeInstanceOf(net.Socket);
+    expect(io.stderr).toBeInstanceOf(FifoReader);
     await io.close();
   });
 

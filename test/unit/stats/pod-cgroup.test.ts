@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseKeyValues, podCgroupPath, readPodCgroup } from '../../../src/stats/pod-cgroup';
+import { nowNs } from '../../../src/util/time';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
@@ -39,9 +40,13 @@ describe('readPodCgroup', () => {
       'memory/pod/memory.stat': 'inactive_file 1\ntotal_inactive_file 8000\ntotal_rss 30000\ntotal_pgfault 12\ntotal_pgmajfault 3\n',
       'pids/pod/pids.current': '4\n',
     });
-    expect(await readPodCgroup('p', '/pod', false, root)).toEqual({
+    const before = nowNs();
+    const sample = await readPodCgroup('p', '/pod', false, root);
+    expect(sample?.timestampNs).toBeGreaterThanOrEqual(before);
+    expect(sample?.timestampNs).toBeLessThanOrEqual(nowNs());
+    expect(sample).toEqual({
       id: 'p',
-      timestampNs: expect.any(BigInt),
+      timestampNs: sample?.timestampNs,
       cpuUsageNs: 123456789n,
       memory: { usage: 50000n, workingSet: 42000n, rss: 30000n, pageFaults: 12n, majorPageFaults: 3n, limit: undefined },
       processes: 4n,
