@@ -56,6 +56,9 @@ function deadlineOf(call: { getDeadline(): Date | number }): number | undefined 
   return Number.isFinite(ms) && ms > 0 ? ms : undefined;
 }
 
+/** grpc-js times the deadline with libuv's clock, we read Date.now(): allow them to differ by this much. */
+const DEADLINE_CLOCK_SLACK_MS = 10;
+
 /** Combines the call's own cancellation, its deadline and the daemon's drain signal. */
 function contextFor(
   call: { getDeadline(): Date | number; on(event: 'cancelled', cb: () => void): unknown },
@@ -70,7 +73,15 @@ function contextFor(
     if (!finished) controller.abort(reason());
   };
   // grpc-js also emits 'cancelled' after a call completes normally; only a cancel before the answer counts.
-  call.on('cancelled', () => abort(() => new CancelledError('cancelled by the client')));
+  // It emits it too when the deadline passes (its own timer ends the call, and the client resets the
+  // stream), usually before our timer below fires: then the deadline is the reason, not a cancel.
+  call.on('cancelled', () =>
+    abort(() =>
+      deadline !== undefined && Date.now() >= deadline - DEADLINE_CLOCK_SLACK_MS
+        ? new DeadlineExceededError('the call\'s deadline passed')
+        : new CancelledError('cancelled by the client'),
+    ),
+  );
   const onDrain = () => abort(() => new CancelledError('the daemon is shutting down'));
   drain.addEventListener('abort', onDrain, { once: true });
   let timer: NodeJS.Timeout | undefined;
