@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { FailedPreconditionError } from '../errors';
 import { CriLogWriter, TaskIo } from '../io';
-import type { LogSource } from '../io/cri-log';
+import type { LogSource } from '../io/cri-log-writer';
 import type { Logger } from '../log/logger';
 import type { AttachedIo, ContainerIo, OutputListener, TaskStdio } from './context';
 import type { ContainerRecord } from './model';

@@ -1,14 +1,13 @@
 export { createFifo, openFifoReader, openFifoWriter, removeFifos, FifoReader } from './fifo';
 export { TaskIo, type TaskIoOptions, type TaskIoPaths } from './task-io';
+export { CriClock, formatRfc3339Nano } from './cri-log-clock';
 export {
   CriLogWriter,
-  CriClock,
-  formatRfc3339Nano,
   DEFAULT_MAX_LINE_BYTES,
   DEFAULT_PARTIAL_FLUSH_MS,
   type CriLogWriterOptions,
   type CriLogStats,
   type LogSource,
   type StreamName,
-} from './cri-log';
+} from './cri-log-writer';
 export { CappedBuffer, captureCapped, type CapturedOutput } from './capped-buffer';

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { CriLogWriter } from '../../../src/io/cri-log';
+import { CriLogWriter } from '../../../src/io/cri-log-writer';
 import { silentLogger } from '../../../src/log/logger';
 import { cleanupTempDirs, killChildren, parseCriLog, setupLogPipeline, tempDir } from './helpers';
 

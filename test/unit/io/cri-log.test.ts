@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CriClock, formatRfc3339Nano } from '../../../src/io/cri-log';
+import { CriClock, formatRfc3339Nano } from '../../../src/io/cri-log-clock';
 import {
   cleanupTempDirs,
   CriRecord,

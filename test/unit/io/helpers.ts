@@ -2,7 +2,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CriLogWriter, CriLogWriterOptions, LogSource } from '../../../src/io/cri-log';
+import { CriLogWriter, CriLogWriterOptions, LogSource } from '../../../src/io/cri-log-writer';
 import { TaskIo } from '../../../src/io/task-io';
 import { silentLogger } from '../../../src/log/logger';
 
