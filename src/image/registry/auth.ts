@@ -1,6 +1,6 @@
 import { createHash } from 'crypto';
 import { InvalidArgumentError, UnavailableError } from '../../errors';
-import { RegistryAuthError, RegistryFailure } from './errors';
+import { errorBodyDetail, RegistryAuthError, RegistryFailure } from './errors';
 
 /**
  * Registry authentication: anonymous, HTTP basic, and the Docker token
@@ -216,16 +216,37 @@ export function pullScope(repository: string): string {
 }
 
 function describeStatus(res: TokenHttpResponse): string {
-  const text = res.body.toString('utf8').slice(0, 300).trim();
-  let detail = '';
-  try {
-    const doc = JSON.parse(text) as { errors?: { code?: string; message?: string }[]; error?: string; details?: string };
-    if (doc.errors?.length) detail = doc.errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
-    else detail = [doc.error, doc.details].filter((v) => typeof v === 'string' && v).join(': ');
-  } catch {
-    detail = text.replace(/\s+/g, ' ').slice(0, 120);
-  }
+  const detail = errorBodyDetail(res.body);
   return `HTTP ${res.status}${detail ? ` (${detail})` : ''}`;
+}
+
+/**
+ * Why a registry still answered 401 after its challenge was answered (or
+ * could not be): names whose credentials were refused, or that none were
+ * sent, with the registry's own explanation from the body or, for HEAD,
+ * which has none, from the Bearer challenge's error fields.
+ */
+export function refusedAccessMessage(
+  creds: Credentials | undefined,
+  challenge: string | string[] | undefined,
+  body: Buffer,
+  repository: string,
+): string {
+  const bearer = parseChallenges(challenge).find((c) => c.scheme === 'bearer');
+  const detail = [errorBodyDetail(body), [bearer?.params.error, bearer?.params.error_description].filter(Boolean).join(': ')]
+    .filter(Boolean)
+    .join('; ');
+  const status = `HTTP 401${detail ? `: ${detail}` : ''}`;
+  const who = creds?.registryToken
+    ? 'the registry token supplied with the pull'
+    : creds?.identityToken
+      ? 'the identity token supplied with the pull'
+      : creds?.username
+        ? `the credentials for user "${creds.username}"`
+        : undefined;
+  return who
+    ? `the registry refused ${who} (${status}); check the imagePullSecret`
+    : `the registry refused anonymous access (${status}); the repository ${repository} does not exist or needs credentials (an imagePullSecret)`;
 }
 
 /**

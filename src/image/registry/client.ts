@@ -14,25 +14,17 @@ import {
   AuthConfig,
   credentialsApply,
   Credentials,
-  parseChallenges,
+  refusedAccessMessage,
   toCredentials,
   TokenHttpRequest,
   TokenHttpResponse,
 } from './auth';
-import { DigestMismatchError, isAbortFailure, RegistryAuthError, RegistryFailure, toDomainError } from './errors';
+import { DigestMismatchError, errorBodyDetail, isAbortFailure, RegistryAuthError, RegistryFailure, toDomainError } from './errors';
 import { Capability, loadHostsConfig, RegistryEndpoint } from './hosts';
 import { digestOf, GuardedBody, hashAlgorithm, readBody, Transport, TransportResponse } from './http';
+import { ClassifiedManifest, classifyManifest, schema1Failure } from './manifest';
 import { formatPlatform, nodePlatform, selectPlatform } from './platform';
-import {
-  Descriptor,
-  ImageIndex,
-  ImageManifest,
-  isIndexMediaType,
-  isManifestMediaType,
-  MediaTypes,
-  Platform,
-  SCHEMA1_MEDIA_TYPES,
-} from './types';
+import { Descriptor, ImageIndex, ImageManifest, isIndexMediaType, isManifestMediaType, MANIFEST_ACCEPT, Platform, SCHEMA1_MEDIA_TYPES } from './types';
 
 /**
  * A client for the OCI distribution API (Docker Registry HTTP API v2),
@@ -119,20 +111,12 @@ export interface ImageSource {
   fetchBlob(ref: ParsedReference, descriptor: Descriptor, signal?: AbortSignal, opts?: BlobOptions): Promise<BlobStream>;
 }
 
-const MANIFEST_ACCEPT = [MediaTypes.ociIndex, MediaTypes.ociManifest, MediaTypes.dockerManifestList, MediaTypes.dockerManifest].join(', ');
 const DEFAULT_STALL_MS = 60_000;
 const DEFAULT_MAX_MANIFEST = 4 << 20;
 const ERROR_BODY_LIMIT = 64 << 10;
 const TOKEN_BODY_LIMIT = 1 << 20;
 const MAX_INDEX_DEPTH = 4;
 const MANIFEST_CACHE_ENTRIES = 32;
-
-function schema1Failure(): RegistryFailure {
-  return new RegistryFailure(
-    FailedPreconditionError,
-    'the image uses the Docker image manifest v2 schema 1 format, which is deprecated and not supported; rebuild and push it with a current Docker, buildah or similar',
-  );
-}
 
 function header(res: TransportResponse, name: string): string | undefined {
   const v = res.headers[name];
@@ -143,62 +127,12 @@ function contentType(res: TransportResponse): string {
   return (header(res, 'content-type') ?? '').split(';')[0].trim().toLowerCase();
 }
 
-/** Summarises a registry error body (`{"errors":[{"code","message"}]}`) for a message. */
-function registryErrorDetail(body: Buffer): string {
-  if (body.length === 0) return '';
-  const text = body.toString('utf8');
-  try {
-    const doc = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
-    if (Array.isArray(doc.errors) && doc.errors.length > 0) {
-      return doc.errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
-    }
-  } catch {
-    // not JSON; fall through to the text
-  }
-  return text.replace(/\s+/g, ' ').trim().slice(0, 160);
-}
-
 function describeEndpoint(ep: RegistryEndpoint): string {
   return ep.mirror ? `mirror ${ep.host}` : ep.host;
 }
 
-/** Infers the media type from the body when the Content-Type is generic, as some registries send. */
-function classifyManifest(raw: Buffer, headerType: string, host: string): { mediaType: string; json: ImageManifest | ImageIndex } {
-  if (SCHEMA1_MEDIA_TYPES.includes(headerType)) throw schema1Failure();
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
-  } catch {
-    throw new RegistryFailure(UnavailableError, `${host} returned a manifest that is not valid JSON (Content-Type "${headerType}")`);
-  }
-  if (typeof json !== 'object' || json === null) {
-    throw new RegistryFailure(UnavailableError, `${host} returned a manifest that is not a JSON object`);
-  }
-  if (json.schemaVersion === 1 || 'fsLayers' in json) throw schema1Failure();
-  let mediaType = typeof json.mediaType === 'string' ? json.mediaType : '';
-  if (!mediaType && (isIndexMediaType(headerType) || isManifestMediaType(headerType))) mediaType = headerType;
-  if (!mediaType) {
-    if (Array.isArray(json.manifests)) mediaType = MediaTypes.ociIndex;
-    else if (json.config && Array.isArray(json.layers)) mediaType = MediaTypes.ociManifest;
-  }
-  if (SCHEMA1_MEDIA_TYPES.includes(mediaType)) throw schema1Failure();
-  if (!isIndexMediaType(mediaType) && !isManifestMediaType(mediaType)) {
-    throw new RegistryFailure(
-      FailedPreconditionError,
-      `unsupported manifest media type "${mediaType || headerType || 'none'}" (supported: OCI image manifest/index, Docker manifest v2 schema 2/manifest list)`,
-    );
-  }
-  if (isIndexMediaType(mediaType) && !Array.isArray(json.manifests)) {
-    throw new RegistryFailure(FailedPreconditionError, `index from ${host} has no "manifests" list`);
-  }
-  if (isManifestMediaType(mediaType)) {
-    const cfg = json.config as Descriptor | undefined;
-    if (!cfg || typeof cfg.digest !== 'string' || !Array.isArray(json.layers)) {
-      throw new RegistryFailure(FailedPreconditionError, `manifest from ${host} lacks a config descriptor or a layers list`);
-    }
-  }
-  return { mediaType, json: json as unknown as ImageManifest | ImageIndex };
-}
+/** A manifest read while resolving, with the bytes and the endpoint that served them. */
+type CachedManifest = ClassifiedManifest & { raw: Buffer; host: string };
 
 interface Attempt {
   ep: RegistryEndpoint;
@@ -213,7 +147,7 @@ export class RegistryClient implements ImageSource {
   private readonly userAgent: string;
   readonly platform: Platform;
   /** Manifests read while resolving, so fetchManifest right after does not download them twice. */
-  private readonly manifestCache = new Map<string, { raw: Buffer; mediaType: string; json: ImageManifest | ImageIndex; host: string }>();
+  private readonly manifestCache = new Map<string, CachedManifest>();
 
   constructor(private readonly opts: RegistryClientOptions = {}) {
     this.auth = new Authenticator({ now: opts.now });
@@ -359,25 +293,7 @@ export class RegistryClient implements ImageSource {
         }
       }
       this.auth.forget(ep.host, ref.path, creds);
-      // HEAD has no body, so the challenge's error fields may be the only explanation.
-      const bearer = parseChallenges(challenge).find((c) => c.scheme === 'bearer');
-      const detail = [registryErrorDetail(body), [bearer?.params.error, bearer?.params.error_description].filter(Boolean).join(': ')]
-        .filter(Boolean)
-        .join('; ');
-      const who = creds?.registryToken
-        ? 'the registry token supplied with the pull'
-        : creds?.identityToken
-          ? 'the identity token supplied with the pull'
-          : creds?.username
-            ? `the credentials for user "${creds.username}"`
-            : undefined;
-      throw new RegistryFailure(
-        RegistryAuthError,
-        who
-          ? `the registry refused ${who} (HTTP 401${detail ? `: ${detail}` : ''}); check the imagePullSecret`
-          : `the registry refused anonymous access (HTTP 401${detail ? `: ${detail}` : ''}); the repository ${ref.path} does not exist or needs credentials (an imagePullSecret)`,
-        { status: 401 },
-      );
+      throw new RegistryFailure(RegistryAuthError, refusedAccessMessage(creds, challenge, body, ref.path), { status: 401 });
     }
   }
 
@@ -398,7 +314,7 @@ export class RegistryClient implements ImageSource {
   /** Maps a non-success status to a failure naming what was asked for. */
   private async statusFailure(res: TransportResponse, what: string, ref: ParsedReference, signal: AbortSignal | undefined): Promise<RegistryFailure> {
     const body = await this.errorBody(res, signal);
-    const detail = registryErrorDetail(body);
+    const detail = errorBodyDetail(body);
     const status = `HTTP ${res.status}${detail ? `: ${detail}` : ''}`;
     if (res.status === 404) return new RegistryFailure(NotFoundError, `${what} not found (${status})`, { status: 404 });
     if (res.status === 401) {
@@ -426,9 +342,10 @@ export class RegistryClient implements ImageSource {
     return `${ref.name}@${digest}#${creds?.id ?? ''}`;
   }
 
-  private remember(key: string, value: { raw: Buffer; mediaType: string; json: ImageManifest | ImageIndex; host: string }): void {
+  private remember(key: string, value: CachedManifest): void {
     if (this.manifestCache.size >= MANIFEST_CACHE_ENTRIES) {
-      this.manifestCache.delete(this.manifestCache.keys().next().value as string);
+      const oldest = this.manifestCache.keys().next();
+      if (!oldest.done) this.manifestCache.delete(oldest.value);
     }
     this.manifestCache.set(key, value);
   }
@@ -439,7 +356,7 @@ export class RegistryClient implements ImageSource {
     creds: Credentials | undefined,
     object: string,
     signal: AbortSignal | undefined,
-  ): Promise<{ raw: Buffer; mediaType: string; json: ImageManifest | ImageIndex; headerDigest?: string }> {
+  ): Promise<ClassifiedManifest & { raw: Buffer; headerDigest?: string }> {
     const res = await this.request(ep, ref, creds, 'GET', `/manifests/${object}`, { accept: MANIFEST_ACCEPT }, signal);
     if (res.status < 200 || res.status >= 300) throw await this.statusFailure(res, `manifest ${object}`, ref, signal);
     const declared = Number(header(res, 'content-length'));

@@ -60,3 +60,28 @@ export function toDomainError(err: unknown, context: string): AdapterError {
   const message = err instanceof Error ? err.message : String(err);
   return new InternalError(`${context}: ${message}`, { cause: err });
 }
+
+/**
+ * Summarises an error body for a message: a registry's error document
+ * (`{"errors":[{"code","message"}]}`), a token service's OAuth-style one
+ * (`{"error","details"|"error_description"}`), or else its text, shortened.
+ */
+export function errorBodyDetail(body: Buffer): string {
+  if (body.length === 0) return '';
+  const text = body.subarray(0, ERROR_TEXT_SCAN).toString('utf8');
+  try {
+    const doc = JSON.parse(body.toString('utf8')) as { errors?: { code?: string; message?: string }[]; error?: unknown; details?: unknown; error_description?: unknown };
+    if (Array.isArray(doc.errors) && doc.errors.length > 0) {
+      return doc.errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
+    }
+    const oauth = [doc.error, doc.details ?? doc.error_description].filter((v): v is string => typeof v === 'string' && v !== '');
+    if (oauth.length > 0) return oauth.join(': ');
+  } catch {
+    // not JSON; fall through to the text
+  }
+  return text.replace(/\s+/g, ' ').trim().slice(0, ERROR_TEXT_CHARS);
+}
+
+/** How much of a non-JSON error body is looked at, and how much of it is quoted. */
+const ERROR_TEXT_SCAN = 4096;
+const ERROR_TEXT_CHARS = 160;

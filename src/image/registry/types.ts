@@ -17,6 +17,8 @@ export const MediaTypes = {
 export const INDEX_MEDIA_TYPES: readonly string[] = [MediaTypes.ociIndex, MediaTypes.dockerManifestList];
 export const MANIFEST_MEDIA_TYPES: readonly string[] = [MediaTypes.ociManifest, MediaTypes.dockerManifest];
 export const SCHEMA1_MEDIA_TYPES: readonly string[] = [MediaTypes.dockerSchema1, MediaTypes.dockerSchema1Signed];
+/** The Accept header of manifest requests: every index and manifest type a pull can use. */
+export const MANIFEST_ACCEPT = [...INDEX_MEDIA_TYPES, ...MANIFEST_MEDIA_TYPES].join(', ');
 
 export interface Platform {
   architecture: string;
@@ -59,4 +61,16 @@ export function isIndexMediaType(mediaType: string): boolean {
 
 export function isManifestMediaType(mediaType: string): boolean {
   return MANIFEST_MEDIA_TYPES.includes(mediaType);
+}
+
+/** A JSON document with what pulling reads from an index: its list of manifests. */
+export function isImageIndex(doc: unknown): doc is ImageIndex {
+  return typeof doc === 'object' && doc !== null && 'manifests' in doc && Array.isArray(doc.manifests);
+}
+
+/** A JSON document with what pulling reads from a manifest: a config descriptor and a list of layers. */
+export function isImageManifest(doc: unknown): doc is ImageManifest {
+  if (typeof doc !== 'object' || doc === null || !('layers' in doc) || !Array.isArray(doc.layers) || !('config' in doc)) return false;
+  const { config } = doc;
+  return typeof config === 'object' && config !== null && 'digest' in config && typeof config.digest === 'string';
 }
