@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { CriLogWriter } from '../../../src/io/cri-log-writer';
 import { silentLogger } from '../../../src/log/logger';
-import { cleanupTempDirs, killChildren, parseCriLog, setupLogPipeline, tempDir } from './helpers';
+import { cleanupTempDirs, killChildren, parseCriLog, setupLogPipeline, tempDir } from '../../support/io-pipeline';
 
 afterEach(() => {
   killChildren();

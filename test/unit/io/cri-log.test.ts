@@ -1,17 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CriClock, formatRfc3339Nano } from '../../../src/io/cri-log-clock';
-import {
-  cleanupTempDirs,
-  CriRecord,
-  killChildren,
-  parseCriLog,
-  setupLogPipeline as setup,
-  simple,
-  sleep,
-  tsToNs,
-  waitFor,
-} from './helpers';
+import { sleep, waitFor } from '../../harness/util';
+import { cleanupTempDirs, CriRecord, killChildren, parseCriLog, setupLogPipeline as setup, simple, tsToNs } from '../../support/io-pipeline';
 
 afterEach(() => {
   killChildren();
@@ -146,7 +137,7 @@ describe('CriLogWriter through real FIFOs', () => {
   it('writes an unterminated line as P after the flush delay, while the writer still runs', async () => {
     const t = await setup();
     const w = t.run(`printf 'Password: '; sleep 2; printf 'ok\\n'`);
-    await waitFor(() => fs.statSync(t.logPath).size > 0, 1500, 'the P record before the newline');
+    await waitFor('the P record before the newline', () => fs.statSync(t.logPath).size > 0, { timeoutMs: 1500, intervalMs: 5 });
     expect(simple(t.records())).toEqual([['stdout', 'P', 'Password: ']]);
     expect(w.child.exitCode).toBeNull();
     await w.exited;
@@ -240,7 +231,7 @@ describe('CriLogWriter through real FIFOs', () => {
   it('close() writes a pending partial line and leaves the file complete on disk', async () => {
     const t = await setup({ partialFlushMs: 0 });
     const w = t.run(`printf 'line\\nhalf'; sleep 5`);
-    await waitFor(() => t.writer.stats.bytesRead === 9, 5000, 'input');
+    await waitFor('input', () => t.writer.stats.bytesRead === 9, { timeoutMs: 5000, intervalMs: 5 });
     await t.writer.close();
     expect(simple(t.records())).toEqual([
       ['stdout', 'F', 'line'],
@@ -260,7 +251,7 @@ describe('CriLogWriter through real FIFOs', () => {
       `function burst(){let s='';for(let k=0;k<500&&i<${total};k++)s+='seq '+(i++)+'\\n';` +
       `fs.writeSync(1,s);if(i<${total})setTimeout(burst,2)}burst()`;
     const w = t.run(`exec node -e "${script}"`);
-    await waitFor(() => t.writer.stats.bytesRead > 0, 30000, 'the first output');
+    await waitFor('the first output', () => t.writer.stats.bytesRead > 0, { timeoutMs: 30000, intervalMs: 5 });
     const rotated: string[] = [];
     let duringWrite = 0;
     for (let n = 1; n <= 10 && w.child.exitCode === null; n++) {

@@ -5,16 +5,8 @@ import * as path from 'node:path';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../../src/errors';
 import { createFifo, createFifos, FifoReader, openFifoReader, openFifoWriter, removeFifos } from '../../../src/io/fifo';
 import { TaskIo } from '../../../src/io/task-io';
-import {
-  cleanupTempDirs,
-  killChildren,
-  openFdsTo,
-  openWriteEnd,
-  runWriter,
-  sleep,
-  tempDir,
-  waitFor,
-} from './helpers';
+import { sleep, waitFor } from '../../harness/util';
+import { cleanupTempDirs, killChildren, openFdsTo, openWriteEnd, runWriter, tempDir } from '../../support/io-pipeline';
 
 afterEach(() => {
   killChildren();
@@ -105,13 +97,13 @@ describe('openFifoReader', () => {
     const got = collect(r);
     const w1 = runWriter(`printf 'one\\n'`, openWriteEnd(p));
     expect(await w1.exited).toBe(0);
-    await waitFor(() => got.data().toString() === 'one\n', 5000, 'first write');
+    await waitFor('first write', () => got.data().toString() === 'one\n', { timeoutMs: 5000, intervalMs: 5 });
     // With only the O_RDWR fd, the writer's exit is not EOF (we are a writer too).
     await sleep(200);
     expect(got.isEnded()).toBe(false);
     const w2 = runWriter(`printf 'two\\n'`, openWriteEnd(p));
     await w2.exited;
-    await waitFor(() => got.data().toString() === 'one\ntwo\n', 5000, 'second write');
+    await waitFor('second write', () => got.data().toString() === 'one\ntwo\n', { timeoutMs: 5000, intervalMs: 5 });
     r.destroy();
   });
 
@@ -141,7 +133,7 @@ describe('openFifoReader', () => {
     // pipe, the rest in the blocked writer when the swap happens.
     r.pause();
     const w = runWriter(`cat ${src}`, openWriteEnd(p));
-    await waitFor(() => r.readableLength > 0, 5000, 'buffered data');
+    await waitFor('buffered data', () => r.readableLength > 0, { timeoutMs: 5000, intervalMs: 5 });
     await sleep(50);
     r.upgradeToEof();
     const got = collect(r);
@@ -244,7 +236,7 @@ describe('TaskIo', () => {
     // Stands in for the shim: opens the three paths, runs the process on them.
     const child = spawn('sh', ['-c', `exec <${io.paths.stdin} >${io.paths.stdout} 2>${io.paths.stderr}; cat; echo bye >&2`]);
     // The shell opens stdin, stdout, stderr in that order; stderr open means all are.
-    await waitFor(() => fdsOf(child.pid!, io.paths.stderr), 5000, 'the child to open its FIFOs');
+    await waitFor('the child to open its FIFOs', () => fdsOf(child.pid!, io.paths.stderr), { timeoutMs: 5000, intervalMs: 5 });
     io.upgradeToEof();
     io.stdin!.end('through stdin\n');
     await Promise.all([out.ended, err.ended]);

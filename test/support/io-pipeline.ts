@@ -1,10 +1,15 @@
+/**
+ * The CRI log pipeline on real FIFOs without containerd, for the io tests
+ * (unit and integration): temp dirs, FIFOs with the shim's ends as fds, a
+ * writer child, and a parser for the CRI log format.
+ */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CriLogWriter, CriLogWriterOptions, LogSource } from '../../../src/io/cri-log-writer';
-import { TaskIo } from '../../../src/io/task-io';
-import { silentLogger } from '../../../src/log/logger';
+import { CriLogWriter, CriLogWriterOptions, LogSource } from '../../src/io/cri-log-writer';
+import { TaskIo } from '../../src/io/task-io';
+import { silentLogger } from '../../src/log/logger';
 
 /** A fresh directory under the OS temp dir; removed by cleanupTempDirs(). */
 const dirs: string[] = [];
@@ -47,18 +52,6 @@ export function runWriter(script: string, stdoutFd: number, stderrFd?: number): 
   if (stderrFd !== undefined) fs.closeSync(stderrFd);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, exited };
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-export async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(5);
-  }
 }
 
 export interface CriRecord {

@@ -1,8 +1,16 @@
+/**
+ * The log and exec output paths under sustained load, on real FIFOs (no
+ * containerd): hundreds of megabytes through the CRI log writer and the
+ * capped exec buffer with the event loop and memory watched. They take tens
+ * of seconds and a core, so they live with the integration tests.
+ */
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createFifo } from '../../../src/io/fifo';
-import { cleanupTempDirs, killChildren, setupLogPipeline as setup, sleep, tempDir } from './helpers';
+import { CappedBuffer, captureCapped } from '../../src/io/capped-buffer';
+import { createFifo, openFifoReader } from '../../src/io/fifo';
+import { sleep, waitFor } from '../harness/util';
+import { cleanupTempDirs, killChildren, openWriteEnd, runWriter, setupLogPipeline as setup, tempDir } from '../support/io-pipeline';
 
 afterEach(() => {
   killChildren();
@@ -109,4 +117,32 @@ describe('CriLogWriter under load', () => {
       drain.kill('SIGKILL');
     }
   }, 60000);
+});
+
+function isAllY(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== (i % 2 === 0 ? 0x79 : 0x0a)) return false;
+  return true;
+}
+
+describe('CappedBuffer under load', () => {
+  it('drains `yes` through a real FIFO far past the cap with bounded memory', async () => {
+    const fifo = path.join(tempDir(), 'exec-stdout');
+    await createFifo(fifo);
+    const reader = await openFifoReader(fifo);
+    const w = runWriter('exec yes', openWriteEnd(fifo));
+    reader.upgradeToEof();
+    const sink = new CappedBuffer(64 * 1024);
+    const rss0 = process.memoryUsage().rss;
+    const done = captureCapped(reader, sink.maxBytes, sink);
+    // If draining stopped at the cap, `yes` would block on the full pipe and this would time out.
+    await waitFor('200 MB drained', () => sink.totalBytes > 200 * 1024 * 1024, { timeoutMs: 60000, intervalMs: 5 });
+    const rssGrowth = process.memoryUsage().rss - rss0;
+    w.child.kill('SIGKILL');
+    const got = await done;
+    expect(got.truncated).toBe(true);
+    expect(got.data.length).toBe(64 * 1024);
+    expect(isAllY(got.data)).toBe(true);
+    expect(got.totalBytes).toBeGreaterThan(200 * 1024 * 1024);
+    expect(rssGrowth).toBeLessThan(50 * 1024 * 1024);
+  }, 90000);
 });
