@@ -30,7 +30,6 @@ import {
   PodSandboxConfig,
   PodSandboxState,
   PullImageRequest,
-  RunPodSandboxRequest,
   SecurityProfile_ProfileType,
   Signal,
   StreamContainersRequest,
@@ -39,7 +38,9 @@ import {
 import { loadHarnessEnv } from '../harness/env';
 import { BuiltImage, busyboxImage, MEDIA_TYPE, pushImage, sha256 } from '../harness/images';
 import { AdapterProcess, startAdapter } from '../support/adapter-process';
-import { CriCallError, CriClient } from '../support/cri-client';
+import { criError, CriClient } from '../support/cri-client';
+import { podConfig as podConfigIn, runPod as runPodOn } from '../support/pods';
+import { waitFor } from '../harness/util';
 import { harnessAdapterArgs } from '../support/harness-adapter';
 
 const execFileP = promisify(execFile);
@@ -88,19 +89,15 @@ function reconfigured(base: BuiltImage, config: Record<string, unknown>): BuiltI
   return { ...base, config: cfg, manifest: { mediaType: MEDIA_TYPE.manifest, digest: sha256(mdata), size: mdata.length, data: mdata } };
 }
 
+/** A pod of this file's namespace, logging under logDir. */
 function podConfig(name: string, more: DeepPartial<PodSandboxConfig> = {}): PodSandboxConfig {
-  return PodSandboxConfig.fromPartial({
-    metadata: { name, namespace: POD_NAMESPACE, uid: `uid-${name}`, attempt: 0 },
-    hostname: name,
-    logDirectory: logDir,
-    linux: {},
-    ...more,
-  });
+  return podConfigIn(POD_NAMESPACE, name, { logDirectory: logDir, ...more });
 }
 
+/** RunPodSandbox, remembering the config for the containers created in it. */
 async function runPod(name: string, more: DeepPartial<PodSandboxConfig> = {}): Promise<string> {
   const config = podConfig(name, more);
-  const { podSandboxId } = await client.runtime.runPodSandbox(RunPodSandboxRequest.fromPartial({ config }));
+  const podSandboxId = await runPodOn(client, config);
   pods.set(podSandboxId, config);
   return podSandboxId;
 }
@@ -127,21 +124,11 @@ async function status(id: string): Promise<ContainerStatus> {
   return (await client.runtime.containerStatus(ContainerStatusRequest.fromPartial({ containerId: id }))).status!;
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function waitExited(id: string, timeoutMs = 20_000): Promise<ContainerStatus> {
   return waitFor(`container ${id.slice(0, 12)} to exit`, async () => {
     const s = await status(id);
     return s.state === ContainerState.CONTAINER_EXITED ? s : undefined;
-  }, timeoutMs);
+  }, { timeoutMs });
 }
 
 interface LogLine {
@@ -194,16 +181,6 @@ async function run(podId: string, name: string, more: DeepPartial<ContainerConfi
 }
 
 const shell = (script: string) => ({ command: ['sh', '-c', script] });
-
-/** The rejection of a CRI call that must fail. */
-async function criError(p: Promise<unknown>): Promise<CriCallError> {
-  const r = await p.then(
-    (v) => new Error(`expected the call to fail, it returned ${JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x))}`),
-    (e: unknown) => e,
-  );
-  if (!(r instanceof CriCallError)) throw r;
-  return r;
-}
 
 async function ctr(...args: string[]): Promise<string[]> {
   const { stdout } = await execFileP('ctr', ['--address', h.containerd.address, '-n', NS, ...args], { timeout: 20_000 });
@@ -673,16 +650,16 @@ describe('resources', () => {
     await client.runtime.updateContainerResources(
       UpdateContainerResourcesRequest.fromPartial({ containerId: id, linux: { memoryLimitInBytes: BigInt(96 * MiB) } }),
     );
-    await waitFor('the new limit inside the container', async () => (stdoutOf(name).includes(String(96 * MiB)) ? true : undefined), 5000);
+    await waitFor('the new limit inside the container', async () => (stdoutOf(name).includes(String(96 * MiB)) ? true : undefined), { timeoutMs: 5000 });
     // Down again, below the first value (cgroup v1 wants memsw >= mem: the order of the writes matters).
     await client.runtime.updateContainerResources(
       UpdateContainerResourcesRequest.fromPartial({ containerId: id, linux: { memoryLimitInBytes: BigInt(48 * MiB) } }),
     );
-    await waitFor('the lower limit inside the container', async () => (stdoutOf(name).includes(String(48 * MiB)) ? true : undefined), 5000);
+    await waitFor('the lower limit inside the container', async () => (stdoutOf(name).includes(String(48 * MiB)) ? true : undefined), { timeoutMs: 5000 });
     await client.runtime.updateContainerResources(
       UpdateContainerResourcesRequest.fromPartial({ containerId: id, linux: { memoryLimitInBytes: BigInt(96 * MiB) } }),
     );
-    await waitFor('the limit back up', async () => (stdoutOf(name).slice(-1)[0] === String(96 * MiB) ? true : undefined), 5000);
+    await waitFor('the limit back up', async () => (stdoutOf(name).slice(-1)[0] === String(96 * MiB) ? true : undefined), { timeoutMs: 5000 });
     const s = await client.runtime.containerStatus(ContainerStatusRequest.fromPartial({ containerId: id, verbose: true }));
     expect(s.status?.resources?.linux?.memoryLimitInBytes).toBe(BigInt(96 * MiB));
     const spec = JSON.parse(s.info.info!).runtimeSpec as { linux: { resources: { memory: { limit: number } } } };
@@ -706,7 +683,7 @@ describe('events', () => {
       const mine = await waitFor('four events', async () => {
         const m = events.filter((e) => e.containerId === r.id);
         return m.length >= 4 ? m : undefined;
-      }, 5000);
+      }, { timeoutMs: 5000 });
       expect(mine.map((e) => e.containerEventType)).toEqual([
         ContainerEventType.CONTAINER_CREATED_EVENT,
         ContainerEventType.CONTAINER_STARTED_EVENT,
@@ -799,7 +776,7 @@ describe('adapter crash', () => {
 
     // The ticker's log keeps growing, and nothing written during the outage was lost.
     const n = stdoutOf('crash-ticker').length;
-    await waitFor('new ticks', async () => (stdoutOf('crash-ticker').length > n + 5 ? true : undefined), 5000);
+    await waitFor('new ticks', async () => (stdoutOf('crash-ticker').length > n + 5 ? true : undefined), { timeoutMs: 5000 });
     const ticks = stdoutOf('crash-ticker');
     ticks.forEach((l, i) => expect(l).toBe(`tick ${i}`));
     expect(ticks.length).toBeGreaterThan(ticksAtKill + 20);

@@ -7,22 +7,13 @@ import { promisify } from 'node:util';
 import { startContainerd, Containerd } from '../harness/containerd';
 import type { CniNetwork } from '../harness/cni';
 import { loadHarnessEnv } from '../harness/env';
+import { waitFor } from '../harness/util';
 import { TMP_PREFIX } from '../harness';
 import { startAdapter, AdapterProcess } from '../support/adapter-process';
-import { CriCallError } from '../support/cri-client';
+import { criError } from '../support/cri-client';
 
 const MAIN = path.resolve(__dirname, '..', '..', 'dist', 'src', 'main.js');
 const run = promisify(execFile);
-
-async function waitUntil<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function condition(status: { status?: { conditions: Array<{ type: string; status: boolean; reason: string; message: string }> } }, type: string) {
   return status.status!.conditions.find((c) => c.type === type)!;
@@ -74,10 +65,9 @@ describe('the CRI daemon against the harness containerd', () => {
   });
 
   it('answers an RPC it does not implement with UNIMPLEMENTED naming it', async () => {
-    const err = await adapter.client.runtime.checkpointContainer({ containerId: 'x', location: '/tmp/x', timeout: 0n }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(CriCallError);
-    expect((err as CriCallError).code).toBe(12);
-    expect((err as CriCallError).details).toContain('CheckpointContainer');
+    const err = await criError(adapter.client.runtime.checkpointContainer({ containerId: 'x', location: '/tmp/x', timeout: 0n }));
+    expect(err.code).toBe(12);
+    expect(err.details).toContain('CheckpointContainer');
   });
 
   it('refuses to start on a socket another live process serves', async () => {
@@ -129,7 +119,7 @@ describe('daemon lifecycle', () => {
         path.join(confDir, '10-test.conflist'),
         JSON.stringify({ cniVersion: '1.0.0', name: 'late-net', plugins: [{ type: 'loopback' }] }),
       );
-      await waitUntil('NetworkReady', async () => {
+      await waitFor('NetworkReady', async () => {
         const c = condition(await adapter.client.runtime.status({ verbose: false }), 'NetworkReady');
         return c.status ? c : undefined;
       });
@@ -158,18 +148,18 @@ describe('daemon lifecycle', () => {
       expect(down.status).toBe(false);
       expect(down.message).toContain(address);
       // Calls that need containerd fail fast and say why.
-      const err = (await adapter.client.image.listImages({ filter: undefined }).catch((e: unknown) => e)) as CriCallError;
+      const err = await criError(adapter.client.image.listImages({ filter: undefined }));
       expect(err.code).toBe(14 /* UNAVAILABLE */);
 
       containerd = await start();
-      await waitUntil('RuntimeReady=true', async () => ((await runtimeReady()).status ? true : undefined));
+      await waitFor('RuntimeReady=true', async () => ((await runtimeReady()).status ? true : undefined));
       await adapter.client.image.listImages({ filter: undefined });
 
       await containerd.stop();
-      await waitUntil('RuntimeReady=false', async () => ((await runtimeReady()).status ? undefined : true));
+      await waitFor('RuntimeReady=false', async () => ((await runtimeReady()).status ? undefined : true));
 
       containerd = await start();
-      await waitUntil('RuntimeReady=true again', async () => ((await runtimeReady()).status ? true : undefined));
+      await waitFor('RuntimeReady=true again', async () => ((await runtimeReady()).status ? true : undefined));
 
       // containerd is the store of record: an image removed behind the adapter's back is gone
       // from ListImages after the next resync (a reconnect), not kept from memory.
@@ -182,7 +172,7 @@ describe('daemon lifecycle', () => {
       await ctr('images', 'rm', ...records);
       await containerd.stop();
       containerd = await start();
-      await waitUntil('the vanished image to leave ListImages', async () => ((await listed()).includes(h.images.busybox) ? undefined : true));
+      await waitFor('the vanished image to leave ListImages', async () => ((await listed()).includes(h.images.busybox) ? undefined : true));
       expect(await listed()).toEqual([]);
     } finally {
       await adapter.stop();

@@ -8,8 +8,9 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { ContainerConfig, ContainerStatusRequest, DeepPartial, CreateContainerRequest, PodSandboxConfig, PullImageRequest, RunPodSandboxRequest } from '../../src/gen/runtime/v1/api';
 import { loadHarnessEnv } from '../harness/env';
+import { waitFor } from '../harness/util';
 import type { AdapterProcess } from '../support/adapter-process';
-import { CriCallError } from '../support/cri-client';
+import { criError } from '../support/cri-client';
 import { startHarnessAdapter } from '../support/harness-adapter';
 import { bootWallNs, uptimeLineDelaysMs, uptimePrinter } from '../support/log-delay';
 
@@ -43,16 +44,6 @@ function parseLog(file: string): LogRecord[] {
       if (!m) throw new Error(`not a CRI log line: ${JSON.stringify(line)}`);
       return { time: m[1]!, ns: nsOf(m[1]!), stream: m[2]!, tag: m[3]!, content: m[4]! };
     });
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 let adapter: AdapterProcess;
@@ -116,7 +107,7 @@ describe('CRI log files', () => {
 
   it('flush output without a trailing newline as a P record', async () => {
     const { containerId, logFile } = await runContainer(['sh', '-c', 'printf no-newline; sleep 30']);
-    const rec = await waitFor('partial line', () => (existsSync(logFile) ? parseLog(logFile)[0] : undefined), 5000);
+    const rec = await waitFor('partial line', () => (existsSync(logFile) ? parseLog(logFile)[0] : undefined), { timeoutMs: 5000 });
     expect([rec.stream, rec.tag, rec.content]).toEqual(['stdout', 'P', 'no-newline']);
     await adapter.client.runtime.stopContainer({ containerId, timeout: 0n });
   });
@@ -135,7 +126,7 @@ describe('CRI log files', () => {
     const all = [...old, ...fresh];
     expect(all).toEqual(all.map((_, i) => i));
     // ReopenContainerLog is for running containers only
-    const err = (await adapter.client.runtime.reopenContainerLog({ containerId }).catch((e: unknown) => e)) as CriCallError;
+    const err = await criError(adapter.client.runtime.reopenContainerLog({ containerId }));
     expect(err.code).toBe(9 /* FAILED_PRECONDITION */);
   });
 
@@ -256,7 +247,7 @@ describe('ExecSync', () => {
 
   it('times out in time, kills the command and leaves no process behind', async () => {
     const t0 = Date.now();
-    const err = (await adapter.client.runtime.execSync({ containerId: sleeper, cmd: ['sleep', '300'], timeout: 1n }).catch((e: unknown) => e)) as CriCallError;
+    const err = await criError(adapter.client.runtime.execSync({ containerId: sleeper, cmd: ['sleep', '300'], timeout: 1n }));
     expect(err.code).toBe(4 /* DEADLINE_EXCEEDED */);
     expect(Date.now() - t0).toBeLessThan(6000);
     const ps = await adapter.client.runtime.execSync({ containerId: sleeper, cmd: ['ps', '-o', 'args'], timeout: 0n });
@@ -264,7 +255,7 @@ describe('ExecSync', () => {
   });
 
   it('caps the output of a command that prints forever', async () => {
-    const err = (await adapter.client.runtime.execSync({ containerId: sleeper, cmd: ['yes'], timeout: 2n }).catch((e: unknown) => e)) as CriCallError;
+    const err = await criError(adapter.client.runtime.execSync({ containerId: sleeper, cmd: ['yes'], timeout: 2n }));
     // `yes` never ends, so the call times out; the daemon stays healthy and bounded.
     expect(err.code).toBe(4);
     const r = await adapter.client.runtime.execSync({ containerId: sleeper, cmd: ['sh', '-c', 'head -c 200000 /dev/zero | tr "\\0" y'], timeout: 0n });
@@ -276,13 +267,13 @@ describe('ExecSync', () => {
     const r = await adapter.client.runtime.execSync({ containerId: sleeper, cmd: ['no-such-command'], timeout: 0n });
     expect(r.exitCode).toBe(127);
     expect(r.stderr.toString()).toContain('no-such-command');
-    const empty = (await adapter.client.runtime.execSync({ containerId: sleeper, cmd: [], timeout: 0n }).catch((e: unknown) => e)) as CriCallError;
+    const empty = await criError(adapter.client.runtime.execSync({ containerId: sleeper, cmd: [], timeout: 0n }));
     expect(empty.code).toBe(3 /* INVALID_ARGUMENT */);
     const { containerId: done } = await runContainer(['true']);
     await waitFor('exit', async () => (await state(done)).state === 2);
-    const notRunning = (await adapter.client.runtime.execSync({ containerId: done, cmd: ['true'], timeout: 0n }).catch((e: unknown) => e)) as CriCallError;
+    const notRunning = await criError(adapter.client.runtime.execSync({ containerId: done, cmd: ['true'], timeout: 0n }));
     expect(notRunning.code).toBe(9 /* FAILED_PRECONDITION */);
-    const unknown = (await adapter.client.runtime.execSync({ containerId: 'nope', cmd: ['true'], timeout: 0n }).catch((e: unknown) => e)) as CriCallError;
+    const unknown = await criError(adapter.client.runtime.execSync({ containerId: 'nope', cmd: ['true'], timeout: 0n }));
     expect(unknown.code).toBe(5 /* NOT_FOUND */);
   });
 

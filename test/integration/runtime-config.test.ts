@@ -8,7 +8,7 @@ import path from 'node:path';
 import { PodSandboxConfig, RunPodSandboxRequest, UpdatePodSandboxResourcesRequest } from '../../src/gen/runtime/v1/api';
 import { loadHarnessEnv } from '../harness/env';
 import type { AdapterProcess } from '../support/adapter-process';
-import { CriCallError } from '../support/cri-client';
+import { criError } from '../support/cri-client';
 import { startHarnessAdapter } from '../support/harness-adapter';
 
 const h = loadHarnessEnv();
@@ -62,10 +62,7 @@ afterAll(async () => {
 });
 
 it('hands the pod CIDR from UpdateRuntimeConfig to plugins that take ipRanges', async () => {
-  const before = (await adapter.client.runtime
-    .runPodSandbox(RunPodSandboxRequest.fromPartial({ config: pod() }))
-    .catch((e: unknown) => e)) as CriCallError;
-  expect(before).toBeInstanceOf(CriCallError);
+  const before = await criError(adapter.client.runtime.runPodSandbox(RunPodSandboxRequest.fromPartial({ config: pod() })));
   expect(before.details).toContain('CNI ADD');
 
   await adapter.client.runtime.updateRuntimeConfig({ runtimeConfig: { networkConfig: { podCidr: SUBNET } } });
@@ -88,9 +85,7 @@ it('applies UpdatePodSandboxResources to the infra cgroup, and refuses unknown p
       UpdatePodSandboxResourcesRequest.fromPartial({ podSandboxId, resources: { memoryLimitInBytes: 96n * 1024n * 1024n } }),
     );
     expect(Number(readFileSync(limitFile, 'utf8'))).toBe(96 * 1024 * 1024);
-    const unknown = (await adapter.client.runtime
-      .updatePodSandboxResources(UpdatePodSandboxResourcesRequest.fromPartial({ podSandboxId: 'nope' }))
-      .catch((e: unknown) => e)) as CriCallError;
+    const unknown = await criError(adapter.client.runtime.updatePodSandboxResources(UpdatePodSandboxResourcesRequest.fromPartial({ podSandboxId: 'nope' })));
     expect(unknown.code).toBe(5 /* NOT_FOUND */);
   } finally {
     await adapter.client.runtime.removePodSandbox({ podSandboxId });

@@ -31,10 +31,11 @@ import {
   StreamPodSandboxesRequest,
 } from '../../src/gen/runtime/v1/api';
 import { loadHarnessEnv } from '../harness/env';
-import { freePort } from '../harness/util';
+import { freePort, mountsUnder, pidAlive, waitFor } from '../harness/util';
 import { AdapterProcess, startAdapter } from '../support/adapter-process';
 import { harnessAdapterArgs } from '../support/harness-adapter';
-import { CriCallError, CriClient } from '../support/cri-client';
+import { criError, CriClient } from '../support/cri-client';
+import { podConfig as podConfigIn, runPod as runPodOn } from '../support/pods';
 
 const execFileP = promisify(execFile);
 const h = loadHarnessEnv();
@@ -69,17 +70,14 @@ async function adapterOn(opts: { namespace: string; dir?: string; cniConfDir?: s
 
 const POD_NAMESPACE = 'sbx-test';
 
+/** A pod of this file's namespace. */
 function podConfig(name: string, more: DeepPartial<PodSandboxConfig> = {}): PodSandboxConfig {
-  return PodSandboxConfig.fromPartial({
-    metadata: { name, namespace: POD_NAMESPACE, uid: `uid-${name}`, attempt: 0 },
-    hostname: name,
-    linux: {},
-    ...more,
-  });
+  return podConfigIn(POD_NAMESPACE, name, more);
 }
 
+/** RunPodSandbox, remembering the ID for the leftovers check at the end. */
 async function runPod(client: CriClient, config: PodSandboxConfig, runtimeHandler = ''): Promise<string> {
-  const { podSandboxId } = await client.runtime.runPodSandbox(RunPodSandboxRequest.fromPartial({ config, runtimeHandler }));
+  const podSandboxId = await runPodOn(client, config, runtimeHandler);
   createdIds.add(podSandboxId);
   return podSandboxId;
 }
@@ -103,16 +101,6 @@ async function podStatus(client: CriClient, id: string): Promise<PodSandboxStatu
 
 async function verbose(client: CriClient, id: string): Promise<VerboseInfo> {
   return JSON.parse((await podStatus(client, id)).info.info!) as VerboseInfo;
-}
-
-/** The rejection of a CRI call that must fail. */
-async function criError(p: Promise<unknown>): Promise<CriCallError> {
-  const r = await p.then(
-    (v) => new Error(`expected the call to fail, it returned ${JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x))}`),
-    (e: unknown) => e,
-  );
-  if (!(r instanceof CriCallError)) throw r;
-  return r;
 }
 
 function ipToInt(ip: string): number {
@@ -170,13 +158,6 @@ function ipamAllocationsOf(id: string): string[] {
   return names.filter((n) => /^\d+\.\d+\.\d+\.\d+$/.test(n) && readFileSync(path.join(dir, n), 'utf8').startsWith(id));
 }
 
-function mountsUnder(dir: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((p) => p === dir || p.startsWith(dir + '/'));
-}
-
 interface Leftovers {
   containers: string[];
   tasks: string[];
@@ -204,25 +185,6 @@ async function leftoversOf(ns: string, id: string, adapterDir: string): Promise<
 }
 
 const NOTHING: Leftovers = { containers: [], tasks: [], snapshots: [], netns: [], iptables: [], ipam: [], stateDir: [], mounts: [] };
-
-async function waitUntil<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** One TCP exchange: connect, read until the server closes. */
 function fetchTcp(host: string, port: number, timeoutMs = 3000): Promise<string> {
@@ -554,7 +516,7 @@ describe('pod sandboxes through the CRI API', () => {
       const { pid } = await verbose(client, id);
       const t0 = Date.now();
       process.kill(pid, 'SIGKILL');
-      await waitUntil('NOTREADY', async () => ((await podStatus(client, id)).status!.state === PodSandboxState.SANDBOX_NOTREADY ? true : undefined), 5000, 20);
+      await waitFor('NOTREADY', async () => ((await podStatus(client, id)).status!.state === PodSandboxState.SANDBOX_NOTREADY ? true : undefined), { timeoutMs: 5000, intervalMs: 20 });
       expect(Date.now() - t0).toBeLessThan(1500);
       expect((await verbose(client, id)).pid).toBe(0);
       // Stop still tears the network down for the dead pod.
@@ -636,7 +598,7 @@ describe('pod sandboxes across an adapter crash (kill -9) and restart', () => {
     await adapter.kill();
     adapter = undefined;
     process.kill(victimPid, 'SIGKILL');
-    await waitUntil('the victim pause to exit', async () => (pidAlive(victimPid) ? undefined : true));
+    await waitFor('the victim pause to exit', async () => (pidAlive(victimPid) ? undefined : true));
 
     adapter = await adapterOn({ namespace: ns, dir });
     const listed = (await adapter.client.runtime.listPodSandbox({})).items;
@@ -664,11 +626,10 @@ describe('pod sandboxes across an adapter crash (kill -9) and restart', () => {
     }
     // The recovered pods work as before: events flip the recovered ready pod, stop and remove clean up.
     process.kill(readyPid, 'SIGKILL');
-    await waitUntil(
+    await waitFor(
       'NOTREADY after restart',
       async () => ((await podStatus(adapter!.client, ready)).status!.state === PodSandboxState.SANDBOX_NOTREADY ? true : undefined),
-      5000,
-      20,
+      { timeoutMs: 5000, intervalMs: 20 },
     );
     for (const id of [ready, stopped, victim]) {
       await stopAndRemove(adapter.client, id);

@@ -24,7 +24,7 @@ import {
 } from '../../src/gen/runtime/v1/api';
 import { loadHarnessEnv } from '../harness/env';
 import type { AdapterProcess } from '../support/adapter-process';
-import { CriCallError } from '../support/cri-client';
+import { criError } from '../support/cri-client';
 import { startHarnessAdapter } from '../support/harness-adapter';
 import { startContainerIn } from '../support/pod-containers';
 
@@ -53,8 +53,7 @@ async function listStats(filter: DeepPartial<ContainerStatsFilter> | undefined =
 }
 
 async function expectCode(p: Promise<unknown>, code: number): Promise<string> {
-  const err = (await p.catch((e: unknown) => e)) as CriCallError;
-  expect(err).toBeInstanceOf(CriCallError);
+  const err = await criError(p);
   expect(err.code).toBe(code);
   return err.details;
 }

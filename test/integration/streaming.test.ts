@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { ContainerConfig, CreateContainerRequest, DeepPartial, PodSandboxConfig, PullImageRequest, RunPodSandboxRequest } from '../../src/gen/runtime/v1/api';
 import { loadHarnessEnv } from '../harness/env';
 import type { AdapterProcess } from '../support/adapter-process';
-import { CriCallError } from '../support/cri-client';
+import { criError } from '../support/cri-client';
 import { FakeApiServer } from '../support/fake-apiserver';
 import { startHarnessAdapter } from '../support/harness-adapter';
 import { portForward, remoteCommand } from '../support/spdy-client';
@@ -145,7 +145,7 @@ describe('Exec', () => {
   });
 
   it('refuses bad requests, unknown containers and reused URLs', async () => {
-    const code = async (p: Promise<unknown>) => ((await p.catch((e: unknown) => e)) as CriCallError).code;
+    const code = async (p: Promise<unknown>) => (await criError(p)).code;
     expect(await code(adapter.client.runtime.exec({ containerId: sleeper, cmd: [], stdin: false, stdout: true, stderr: false, tty: false }))).toBe(3);
     expect(await code(adapter.client.runtime.exec({ containerId: sleeper, cmd: ['true'], stdin: false, stdout: false, stderr: false, tty: false }))).toBe(3);
     expect(await code(adapter.client.runtime.exec({ containerId: sleeper, cmd: ['true'], stdin: false, stdout: true, stderr: true, tty: true }))).toBe(3);
@@ -186,7 +186,7 @@ describe('Attach', () => {
   });
 
   it('refuses a tty setting that does not match the container, and a stopped container', async () => {
-    const code = async (p: Promise<unknown>) => ((await p.catch((e: unknown) => e)) as CriCallError).code;
+    const code = async (p: Promise<unknown>) => (await criError(p)).code;
     expect(await code(adapter.client.runtime.attach({ containerId: sleeper, stdin: false, stdout: true, stderr: false, tty: true }))).toBe(3);
     const done = await startContainer('done', ['true']);
     for (let i = 0; i < 50; i++) {
@@ -238,7 +238,7 @@ describe('PortForward', () => {
   });
 
   it('refuses an unknown pod and a bad port', async () => {
-    const code = async (p: Promise<unknown>) => ((await p.catch((e: unknown) => e)) as CriCallError).code;
+    const code = async (p: Promise<unknown>) => (await criError(p)).code;
     expect(await code(adapter.client.runtime.portForward({ podSandboxId: 'nope', port: [80] }))).toBe(5);
     expect(await code(adapter.client.runtime.portForward({ podSandboxId: podId, port: [70000] }))).toBe(3);
   });

@@ -1,6 +1,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { FatalWaitError, waitFor } from '../harness/util';
 import { criClient, CriClient } from './cri-client';
 
 // This file runs from test/support (jest) or dist/test/support (bench, quick start).
@@ -61,19 +62,20 @@ export async function startAdapter(opts: AdapterOptions): Promise<AdapterProcess
   child.stdout!.on('data', (b: Buffer) => (stderr += b.toString()));
   const client = criClient(socket);
 
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`adapter exited with ${child.exitCode} before answering:\n${stderr}`);
-    try {
-      await client.runtime.version({ version: '' }, { deadline: Date.now() + 500 });
-      break;
-    } catch {
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`adapter did not answer on ${socket} within 20 s:\n${stderr}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  try {
+    await waitFor(
+      'the adapter to answer',
+      async () => {
+        if (child.exitCode !== null) throw new FatalWaitError(`adapter exited with ${child.exitCode} before answering:\n${stderr}`);
+        await client.runtime.version({ version: '' }, { deadline: Date.now() + 500 });
+        return true;
+      },
+      { timeoutMs: 20_000 },
+    );
+  } catch (err) {
+    if (err instanceof FatalWaitError) throw err;
+    child.kill('SIGKILL');
+    throw new Error(`adapter did not answer on ${socket} within 20 s:\n${stderr}`);
   }
   return {
     socket,

@@ -25,6 +25,16 @@ export interface CriClient {
   close(): void;
 }
 
+/** The rejection of a CRI call that must fail; a call that succeeds (or fails otherwise) fails the test. */
+export async function criError(p: Promise<unknown>): Promise<CriCallError> {
+  const r = await p.then(
+    (v) => new Error(`expected the call to fail, it returned ${JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x))}`),
+    (e: unknown) => e,
+  );
+  if (!(r instanceof CriCallError)) throw r;
+  return r;
+}
+
 /** A CRI client for tests and benchmarks: what the kubelet or crictl would send, through the real socket. */
 export function criClient(socketPath: string, timeoutMs = 60_000): CriClient {
   const target = `unix://${socketPath}`;

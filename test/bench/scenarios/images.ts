@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { ImageStatusRequest, ListImagesRequest, PullImageRequest, RemoveImageRequest } from '../../../src/gen/runtime/v1/api';
 import { buildImage, BuiltImage, pushImage } from '../../harness/images';
+import { waitFor } from '../../harness/util';
 import type { CriClient } from '../../support/cri-client';
 import { compare, summarize } from '../measure';
 import type { BenchContext, BenchRow, Scenario } from '../types';
@@ -79,13 +80,14 @@ export const images: Scenario = {
         },
       });
       await containerd.images.delete({ name: trigger, sync: true });
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        const present = await Promise.all(sides.map((s) => contentDigests(address, s.namespace)));
-        if (present.every((set) => digests.every((d) => !set.has(d)))) return;
-        if (Date.now() > deadline) throw new Error(`content of ${bigRef} still present after removal and GC`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await waitFor(
+        `content of ${bigRef} to be gone after removal and GC`,
+        async () => {
+          const present = await Promise.all(sides.map((s) => contentDigests(address, s.namespace)));
+          return present.every((set) => digests.every((d) => !set.has(d)));
+        },
+        { timeoutMs: 20_000, intervalMs: 100 },
+      );
     };
     const coldPull = async (client: CriClient): Promise<number> => {
       const t0 = performance.now();
