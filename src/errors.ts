@@ -54,6 +54,16 @@ export class InternalError extends AdapterError {
   readonly kind = 'Internal' as const;
 }
 
+/** What `p` resolves to, or undefined when it fails with NotFound: for objects whose absence is an answer. */
+export async function unlessNotFound<T>(p: Promise<T>): Promise<T | undefined> {
+  try {
+    return await p;
+  } catch (err) {
+    if (err instanceof NotFoundError) return undefined;
+    throw err;
+  }
+}
+
 /** Prefixes an error's message with context while keeping its kind. */
 export function withContext(err: unknown, context: string): Error {
   if (err instanceof AdapterError) return errorOfKind(err.kind, `${context}: ${err.message}`, { cause: err });

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { ClientDuplexStream } from '@grpc/grpc-js';
-import { abortError, AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../errors';
+import { abortError, AlreadyExistsError, InvalidArgumentError, NotFoundError, unlessNotFound } from '../errors';
 import { WriteAction, WriteContentRequest, WriteContentResponse } from '../gen/containerd/services/content/v1/content';
 import { CallContext, collectStream } from '../grpc/promisify';
 import { callMetadata, callOptions, containerdCallOptions, fromGrpcError } from './call';
@@ -32,9 +32,7 @@ export async function writeBlob(conn: ContainerdConnection, blob: BlobToWrite, c
   const onSourceError = (err: unknown) => (sourceError ??= err);
   blob.source.on('error', onSourceError);
   try {
-    await conn.content.abort({ ref: blob.ref }, ctx).catch((err: unknown) => {
-      if (!(err instanceof NotFoundError)) throw err;
-    });
+    await unlessNotFound(conn.content.abort({ ref: blob.ref }, ctx));
     await copyIntoContent(conn, blob, ctx, () => sourceError);
   } finally {
     // A drained source is already closed; one left mid-way must release its connection. The error
@@ -118,13 +116,7 @@ async function copyIntoContent(conn: ContainerdConnection, blob: BlobToWrite, ct
 }
 
 export async function blobExists(conn: ContainerdConnection, digest: string, ctx?: CallContext): Promise<boolean> {
-  try {
-    await conn.content.info({ digest }, ctx);
-    return true;
-  } catch (err) {
-    if (err instanceof NotFoundError) return false;
-    throw err;
-  }
+  return (await unlessNotFound(conn.content.info({ digest }, ctx))) !== undefined;
 }
 
 /** Reads a whole (small) blob: manifests, indexes and image configs. */

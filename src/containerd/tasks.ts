@@ -1,4 +1,4 @@
-import { NotFoundError } from '../errors';
+import { NotFoundError, unlessNotFound } from '../errors';
 import { Status as TaskStatus } from '../gen/containerd/types/task';
 import type { CallContext } from './call';
 import type { ContainerdConnection } from './connection';
@@ -14,20 +14,15 @@ export interface TaskState {
 
 /** The task's state, or undefined when the container has no task. */
 export async function getTask(conn: ContainerdConnection, containerId: string, ctx?: CallContext): Promise<TaskState | undefined> {
-  try {
-    const { process } = await conn.tasks.get({ containerId, execId: '' }, ctx);
-    if (!process) return undefined;
-    const exitedAt = process.exitedAt;
-    return {
-      status: process.status,
-      pid: process.pid,
-      exitStatus: process.exitStatus,
-      exitedAtNs: exitedAt ? exitedAt.seconds * 1_000_000_000n + BigInt(exitedAt.nanos) : 0n,
-    };
-  } catch (err) {
-    if (err instanceof NotFoundError) return undefined;
-    throw err;
-  }
+  const process = (await unlessNotFound(conn.tasks.get({ containerId, execId: '' }, ctx)))?.process;
+  if (!process) return undefined;
+  const exitedAt = process.exitedAt;
+  return {
+    status: process.status,
+    pid: process.pid,
+    exitStatus: process.exitStatus,
+    exitedAtNs: exitedAt ? exitedAt.seconds * 1_000_000_000n + BigInt(exitedAt.nanos) : 0n,
+  };
 }
 
 /**
@@ -43,13 +38,7 @@ export async function stopTask(
 ): Promise<void> {
   const state = await getTask(conn, containerId, ctx);
   if (!state || state.status === TaskStatus.STOPPED) return;
-  const kill = async (sig: number) => {
-    try {
-      await conn.tasks.kill({ containerId, execId: '', signal: sig, all: sig === 9 }, ctx);
-    } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
-    }
-  };
+  const kill = (sig: number) => ignoreNotFound(conn.tasks.kill({ containerId, execId: '', signal: sig, all: sig === 9 }, ctx));
   const waitFor = async (ms: number): Promise<boolean> => {
     try {
       await conn.tasks.wait({ containerId, execId: '' }, { ...ctx, deadline: Date.now() + ms });
@@ -70,18 +59,11 @@ export async function stopTask(
 }
 
 /** Deletes the task (after it stopped); a missing task is fine. */
-export async function deleteTask(conn: ContainerdConnection, containerId: string, ctx?: CallContext): Promise<void> {
-  try {
-    await conn.tasks.delete({ containerId }, ctx);
-  } catch (err) {
-    if (!(err instanceof NotFoundError)) throw err;
-  }
+export function deleteTask(conn: ContainerdConnection, containerId: string, ctx?: CallContext): Promise<void> {
+  return ignoreNotFound(conn.tasks.delete({ containerId }, ctx));
 }
 
+/** Waits for `p`; NotFound (already gone) counts as done. */
 export async function ignoreNotFound(p: Promise<unknown>): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    if (!(err instanceof NotFoundError)) throw err;
-  }
+  await unlessNotFound(p);
 }

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import type { CallContext } from '../containerd/call';
 import type { ContainerdConnection } from '../containerd/connection';
 import { readBlob } from '../containerd/content';
-import { abortError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors';
+import { abortError, FailedPreconditionError, InvalidArgumentError, NotFoundError, unlessNotFound } from '../errors';
 import type { EventMonitor } from '../events/monitor';
 import type { Logger } from '../log/logger';
 import { mountContaining, readMountinfo } from '../host/mountinfo';
@@ -159,11 +159,7 @@ export class ImageService {
       throw new FailedPreconditionError(`image ${input} (${entry.id}) is used by a running pod sandbox; stop the pod first`);
     }
     for (const name of entry.recordNames) {
-      try {
-        await this.conn.images.delete({ name, sync: false }, ctx);
-      } catch (err) {
-        if (!(err instanceof NotFoundError)) throw err;
-      }
+      await unlessNotFound(this.conn.images.delete({ name, sync: false }, ctx));
     }
     this.store.remove(entry.id);
     this.logger.info('removed image', { imageId: entry.id, names: entry.recordNames });

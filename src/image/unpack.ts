@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { CallContext } from '../containerd/call';
 import type { ContainerdConnection } from '../containerd/connection';
-import { AlreadyExistsError, InternalError, NotFoundError } from '../errors';
+import { AlreadyExistsError, InternalError, NotFoundError, unlessNotFound } from '../errors';
 import type { Descriptor as ContainerdDescriptor } from '../gen/containerd/types/descriptor';
 import { chainIds } from './layers';
 
@@ -13,13 +13,7 @@ export interface LayerToUnpack {
 }
 
 async function snapshotExists(conn: ContainerdConnection, snapshotter: string, key: string, ctx: CallContext): Promise<boolean> {
-  try {
-    await conn.snapshots.stat({ snapshotter, key }, ctx);
-    return true;
-  } catch (err) {
-    if (err instanceof NotFoundError) return false;
-    throw err;
-  }
+  return (await unlessNotFound(conn.snapshots.stat({ snapshotter, key }, ctx))) !== undefined;
 }
 
 /**
