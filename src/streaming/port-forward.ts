@@ -1,9 +1,14 @@
 /**
- * Kubernetes' port-forward protocol (portforward.k8s.io) over a SPDY
- * session: for every TCP connection the client opens an error stream and a
- * data stream with the same `requestid` header and the pod's `port`; bytes
- * on the data stream are the connection's, both ways, and a failure is
- * reported as text on the error stream.
+ * Kubernetes' port-forward protocols:
+ * - portforward.k8s.io over a SPDY session (on TCP, or tunnelled through a
+ *   WebSocket by client-go): for every TCP connection the client opens an
+ *   error stream and a data stream with the same `requestid` header and the
+ *   pod's `port`; bytes on the data stream are the connection's, both ways,
+ *   and a failure is reported as text on the error stream.
+ * - v4.channel.k8s.io over a WebSocket: one connection per port, made at
+ *   once, on channels 2i (data) and 2i+1 (error); each channel's first
+ *   message is the port as 2 bytes little-endian. The WebSocket closes once
+ *   every connection has ended.
  *
  * The connection is made from inside the pod's network namespace by a
  * helper process (netns-dial.js under nsenter, one per pod, see
@@ -14,6 +19,7 @@ import * as net from 'node:net';
 import path from 'node:path';
 import { Duplex } from 'node:stream';
 import type { SpdySession, SpdyStream } from './spdy/session';
+import type { WebSocketChannels } from './websocket/channels';
 
 /** The two streams of one forwarded connection, as they arrive. */
 interface Pair {
@@ -197,14 +203,32 @@ export function servePortForward(session: SpdySession, dial: Dialer): Promise<vo
       pairs.set(id, pair);
       if (pair.error && pair.data) {
         pairs.delete(id);
-        forward(port, pair.error, pair.data, dial);
+        void forward(port, pair.error, pair.data, dial);
       }
     });
   });
 }
 
-function forward(port: number, error: SpdyStream, data: SpdyStream, dial: Dialer): void {
+/** Serves a WebSocket port-forward: one connection per port, until all have ended or the client leaves. */
+export async function serveWebSocketPortForward(conn: WebSocketChannels, ports: number[], dial: Dialer): Promise<void> {
+  const done = ports.map((port, i) => {
+    const data = conn.open(2 * i, true);
+    const error = conn.open(2 * i + 1, false);
+    const prefix = Buffer.alloc(2);
+    prefix.writeUInt16LE(port);
+    data.write(prefix);
+    error.write(prefix);
+    return forward(port, error, data, dial);
+  });
+  const gone = new Promise<void>((resolve) => conn.once('close', () => resolve()));
+  await Promise.race([Promise.all(done), gone]);
+}
+
+/** Joins one connection to `port` with the client's data stream; resolves when the connection is over. */
+function forward(port: number, error: Duplex, data: Duplex, dial: Dialer): Promise<void> {
   let failed = false;
+  let over: () => void = () => undefined;
+  const finished = new Promise<void>((resolve) => (over = resolve));
   const conn = dial(port, (message) => {
     if (failed) return;
     failed = true;
@@ -212,6 +236,7 @@ function forward(port: number, error: SpdyStream, data: SpdyStream, dial: Dialer
     // The client waits for both streams to end; FIN the data stream rather than drop it.
     data.unpipe(conn);
     if (!data.destroyed && !data.writableEnded) data.end();
+    over();
   });
   conn.on('error', () => undefined);
   data.pipe(conn);
@@ -220,5 +245,7 @@ function forward(port: number, error: SpdyStream, data: SpdyStream, dial: Dialer
   data.on('close', () => conn.destroy());
   conn.on('close', () => {
     if (!failed && !error.destroyed && !error.writableEnded) error.end();
+    over();
   });
+  return finished;
 }

@@ -1,17 +1,25 @@
 /**
- * Kubernetes' remote command protocol (exec and attach) over a SPDY
- * session: the client opens one stream per channel, naming it in the
- * `streamtype` header; the server waits for the channels the request asked
- * for, runs the command, and reports how it ended on the error channel.
+ * Kubernetes' remote command protocol (exec and attach): the command's
+ * channels (stdin, stdout, stderr, error, resize) over one connection; the
+ * server runs the command with the channels the request asked for and
+ * reports how it ended on the error channel.
  *
- * Versions: channel.k8s.io (v1) and v2 report only failures, as text; v3
- * adds the resize channel for terminals; v4 reports a JSON metav1.Status,
+ * Transports:
+ * - SPDY: the client opens one stream per channel, naming it in the
+ *   `streamtype` header; the server waits for the ones the request implies.
+ * - WebSocket: channels are numbered (stdin 0, stdout 1, stderr 2, error 3,
+ *   resize 4) and exist from the start; see websocket/channels.ts.
+ *
+ * Versions: channel.k8s.io (v1), v2 and the pre-v4 WebSocket protocols
+ * report only failures, as text; v3 adds the resize channel for terminals;
+ * v4 (and v5, v4.base64 over WebSocket) report a JSON metav1.Status,
  * carrying a non-zero exit code as a cause, which is how `kubectl exec`
- * exits with the command's code.
+ * exits with the command's code; v5 lets the client close stdin.
  */
-import type { Readable, Writable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import { CancelledError } from '../errors';
 import type { SpdySession, SpdyStream } from './spdy/session';
+import type { WebSocketChannels } from './websocket/channels';
 
 export interface TerminalSize {
   width: number;
@@ -40,6 +48,26 @@ export interface RemoteCommandOptions {
   /** For the status message, as Kubernetes words it. */
   describe: string;
 }
+
+/** A command's channels as the transport carries them (each Duplex: client → us readable, us → client writable). */
+export interface RemoteCommandChannels {
+  stdin?: Duplex;
+  stdout?: Duplex;
+  stderr?: Duplex;
+  error: Duplex;
+  resize?: Duplex;
+}
+
+/** The connection under the channels: closing it is how the session ends. */
+export interface StreamConnection {
+  readonly isClosed: boolean;
+  once(event: 'close', listener: (err?: Error) => void): unknown;
+  off(event: 'close', listener: (err?: Error) => void): unknown;
+  close(): void;
+}
+
+/** Protocols whose error channel carries a JSON metav1.Status rather than text. */
+const STATUS_PROTOCOLS = new Set(['v4.channel.k8s.io', 'v5.channel.k8s.io', 'v4.base64.channel.k8s.io']);
 
 /** The kubelet waits this long for the client to open its streams (its streamCreationTimeout). */
 const STREAM_CREATION_TIMEOUT_MS = 30_000;
@@ -107,7 +135,7 @@ export function resizeParser(listener: (size: TerminalSize) => void): (chunk: Bu
 
 /** What goes on the error channel for `result` in `protocol`; '' for nothing. */
 export function statusText(protocol: string, result: RemoteCommandResult, describe: string): string {
-  if (protocol !== 'v4.channel.k8s.io') {
+  if (!STATUS_PROTOCOLS.has(protocol)) {
     if ('error' in result) return result.error;
     if (result.exitCode === 0) return '';
     return `command terminated with non-zero exit code: error executing command ${describe}, exit code ${result.exitCode}`;
@@ -123,45 +151,93 @@ export function statusText(protocol: string, result: RemoteCommandResult, descri
   });
 }
 
+/** The channels of a SPDY session: waits for the client to open the streams the request implies. */
+export async function spdyChannels(session: SpdySession, protocol: string, opts: RemoteCommandOptions): Promise<RemoteCommandChannels> {
+  const streams = await collectStreams(session, expectedStreams(protocol, opts));
+  return {
+    stdin: streams.get('stdin'),
+    stdout: streams.get('stdout'),
+    stderr: streams.get('stderr'),
+    error: streams.get('error')!,
+    resize: streams.get('resize'),
+  };
+}
+
+/** WebSocket channel numbers, as Kubernetes fixes them (the POSIX descriptors, then error and resize). */
+const WS_STDIN = 0;
+const WS_STDOUT = 1;
+const WS_STDERR = 2;
+const WS_ERROR = 3;
+const WS_RESIZE = 4;
+
 /**
- * Serves one remote command session: collects the streams, runs `run`
- * with them, writes the outcome on the error stream and ends the streams.
+ * The channels of a WebSocket connection: the ones the request asked for
+ * (stderr is merged into a terminal), error always, resize with a terminal.
+ * Like the kubelet, an empty message on the first output channel tells the
+ * client the server is ready.
+ */
+export function webSocketChannels(conn: WebSocketChannels, opts: RemoteCommandOptions): RemoteCommandChannels {
+  const channels: RemoteCommandChannels = {
+    stdin: opts.stdin ? conn.open(WS_STDIN, true) : undefined,
+    stdout: opts.stdout ? conn.open(WS_STDOUT, false) : undefined,
+    stderr: opts.stderr && !opts.tty ? conn.open(WS_STDERR, false) : undefined,
+    error: conn.open(WS_ERROR, false),
+    resize: opts.tty ? conn.open(WS_RESIZE, true) : undefined,
+  };
+  const first = opts.stdout ? WS_STDOUT : opts.stderr && !opts.tty ? WS_STDERR : WS_ERROR;
+  conn.send(first, Buffer.alloc(0), () => undefined);
+  return channels;
+}
+
+/**
+ * Serves one remote command session: runs `run` with the channels, writes
+ * the outcome on the error channel and ends the channels (the caller then
+ * closes the connection).
  */
 export async function serveRemoteCommand(
-  session: SpdySession,
+  conn: StreamConnection,
+  channels: RemoteCommandChannels,
   protocol: string,
   opts: RemoteCommandOptions,
   run: (streams: RemoteCommandStreams) => Promise<RemoteCommandResult>,
 ): Promise<void> {
-  const streams = await collectStreams(session, expectedStreams(protocol, opts));
   const gone = new AbortController();
   const onClose = () => gone.abort(new CancelledError('the client went away'));
-  session.once('close', onClose);
-  if (session.isClosed) onClose();
+  conn.once('close', onClose);
+  if (conn.isClosed) onClose();
   const resizeListeners: Array<(size: TerminalSize) => void> = [];
-  const resize = streams.get('resize');
-  resize?.on('data', resizeParser((size) => resizeListeners.forEach((l) => l(size))));
-  for (const s of streams.values()) s.on('error', () => undefined);
+  // A client sends its size at once, often before the process exists: the latest one is kept for it.
+  let lastSize: TerminalSize | undefined;
+  channels.resize?.on(
+    'data',
+    resizeParser((size) => {
+      lastSize = size;
+      resizeListeners.forEach((l) => l(size));
+    }),
+  );
+  for (const s of Object.values(channels) as Array<Duplex | undefined>) s?.on('error', () => undefined);
   let result: RemoteCommandResult;
   try {
     result = await run({
-      stdin: streams.get('stdin'),
-      stdout: streams.get('stdout'),
-      stderr: streams.get('stderr'),
-      onResize: (l) => resizeListeners.push(l),
+      stdin: channels.stdin,
+      stdout: channels.stdout,
+      stderr: channels.stderr,
+      onResize: (l) => {
+        resizeListeners.push(l);
+        if (lastSize) l(lastSize);
+      },
       signal: gone.signal,
     });
   } catch (err) {
     result = { error: (err as Error).message };
   } finally {
-    session.off('close', onClose);
+    conn.off('close', onClose);
   }
-  if (session.isClosed) return;
-  const end = (s: SpdyStream | undefined) =>
+  if (conn.isClosed) return;
+  const end = (s: Duplex | undefined) =>
     new Promise<void>((resolve) => (s && !s.writableEnded && !s.destroyed ? s.end(() => resolve()) : resolve()));
-  await Promise.all([end(streams.get('stdout')), end(streams.get('stderr'))]);
-  const error = streams.get('error')!;
+  await Promise.all([end(channels.stdout), end(channels.stderr)]);
   const text = statusText(protocol, result, opts.describe);
-  if (text) await new Promise<void>((resolve) => error.write(Buffer.from(text), () => resolve()));
-  await end(error);
+  if (text) await new Promise<void>((resolve) => channels.error.write(Buffer.from(text), () => resolve()));
+  await end(channels.error);
 }

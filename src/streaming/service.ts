@@ -7,10 +7,9 @@ import type { Logger } from '../log/logger';
 import type { SandboxService } from '../sandbox/service';
 import { runAttach } from './attach';
 import { runExec } from './exec';
-import { NetnsDialer, podDialer, servePortForward } from './port-forward';
-import { serveRemoteCommand } from './remote-command';
-import { AttachStreamRequest, ExecStreamRequest, StreamingServer, StreamRequest } from './server';
-import type { SpdySession } from './spdy/session';
+import { Dialer, NetnsDialer, podDialer, servePortForward, serveWebSocketPortForward } from './port-forward';
+import { RemoteCommandChannels, RemoteCommandOptions, serveRemoteCommand, spdyChannels, webSocketChannels } from './remote-command';
+import { AttachStreamRequest, ExecStreamRequest, StreamingServer, StreamRequest, StreamTransport } from './server';
 
 export interface StreamingServiceDeps {
   address: string;
@@ -32,7 +31,7 @@ export class StreamingService {
       address: deps.address,
       port: deps.port,
       logger: deps.logger,
-      handle: (request, session, protocol) => this.handle(request, session, protocol),
+      handle: (request, transport) => this.handle(request, transport),
     });
   }
 
@@ -60,15 +59,18 @@ export class StreamingService {
     return this.server.urlFor({ kind: 'attach', ...request });
   }
 
-  portForwardUrl(podSandboxId: string): string {
-    return this.server.urlFor({ kind: 'portforward', podSandboxId });
+  portForwardUrl(podSandboxId: string, ports: number[]): string {
+    return this.server.urlFor({ kind: 'portforward', podSandboxId, ports: [...ports] });
   }
 
-  private async handle(request: StreamRequest, session: SpdySession, protocol: string): Promise<void> {
+  private async handle(request: StreamRequest, transport: StreamTransport): Promise<void> {
+    const conn = transport.kind === 'spdy' ? transport.session : transport.channels;
+    const channels = (opts: RemoteCommandOptions): Promise<RemoteCommandChannels> =>
+      transport.kind === 'spdy' ? spdyChannels(transport.session, transport.protocol, opts) : Promise.resolve(webSocketChannels(transport.channels, opts));
     switch (request.kind) {
       case 'exec': {
-        const describe = `[${request.cmd.join(' ')}]`;
-        await serveRemoteCommand(session, protocol, { ...request, describe }, async (streams) => {
+        const opts = { ...request, describe: `[${request.cmd.join(' ')}]` };
+        await serveRemoteCommand(conn, await channels(opts), transport.protocol, opts, async (streams) => {
           const { containers } = this.deps;
           const record = containers.running(request.containerId);
           this.deps.logger.debug('exec stream', { containerId: record.id, cmd: request.cmd, tty: request.tty });
@@ -76,31 +78,38 @@ export class StreamingService {
         });
         return;
       }
-      case 'attach':
-        await serveRemoteCommand(session, protocol, { ...request, describe: 'attach' }, async (streams) => {
+      case 'attach': {
+        const opts = { ...request, describe: 'attach' };
+        await serveRemoteCommand(conn, await channels(opts), transport.protocol, opts, async (streams) => {
           const record = this.deps.containers.running(request.containerId);
           return runAttach(record, this.deps.containers.attach(record.id), streams);
         });
         return;
+      }
       case 'portforward': {
-        const sandbox = this.deps.sandboxes.get(request.podSandboxId);
-        if (!sandbox || sandbox.state !== 'ready') {
-          session.close();
-          return;
-        }
-        let helper: NetnsDialer | undefined;
-        if (sandbox.netnsPath) {
-          helper = this.dialers.get(sandbox.id);
-          if (!helper) {
-            helper = new NetnsDialer(sandbox.netnsPath);
-            this.dialers.set(sandbox.id, helper);
-          }
-        }
-        // Pods stopped behind our back (not through StopPodSandbox) must not keep a helper either.
-        for (const id of this.dialers.keys()) if (this.deps.sandboxes.get(id)?.state !== 'ready') this.releasePod(id);
-        await servePortForward(session, podDialer(helper));
+        const dial = this.podDialer(request.podSandboxId);
+        if (!dial) return;
+        if (transport.kind === 'spdy') await servePortForward(transport.session, dial);
+        else await serveWebSocketPortForward(transport.channels, transport.ports, dial);
         return;
       }
     }
+  }
+
+  /** How to reach ports of a ready pod (its namespace helper, started on first use); undefined when it is not ready. */
+  private podDialer(podSandboxId: string): Dialer | undefined {
+    const sandbox = this.deps.sandboxes.get(podSandboxId);
+    if (!sandbox || sandbox.state !== 'ready') return undefined;
+    let helper: NetnsDialer | undefined;
+    if (sandbox.netnsPath) {
+      helper = this.dialers.get(sandbox.id);
+      if (!helper) {
+        helper = new NetnsDialer(sandbox.netnsPath);
+        this.dialers.set(sandbox.id, helper);
+      }
+    }
+    // Pods stopped behind our back (not through StopPodSandbox) must not keep a helper either.
+    for (const id of this.dialers.keys()) if (this.deps.sandboxes.get(id)?.state !== 'ready') this.releasePod(id);
+    return podDialer(helper);
   }
 }

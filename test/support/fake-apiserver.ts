@@ -54,6 +54,11 @@ export class FakeApiServer {
   private readonly pods = new Map<string, FakePod>();
   /** CRI calls made for upgrades, for tests to look at. */
   readonly criCalls: string[] = [];
+  /**
+   * Upgrades passed on, with what the runtime answered: "websocket exec
+   * offered=v5.channel.k8s.io -> 101 v5.channel.k8s.io" or "spdy/3.1 portforward -> 101".
+   */
+  readonly upgrades: string[] = [];
   /** Upgraded connections: the HTTP server no longer closes these itself. */
   private readonly tunnels = new Set<net.Socket>();
 
@@ -102,11 +107,13 @@ export class FakeApiServer {
       socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    if ((req.headers.upgrade ?? '').toLowerCase() !== 'spdy/3.1') {
-      // As an API server without the WebSocket translator: kubectl then falls back to SPDY.
+    const upgrade = (req.headers.upgrade ?? '').toLowerCase();
+    if (upgrade !== 'spdy/3.1' && upgrade !== 'websocket') {
       socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n');
       return;
     }
+    // WebSockets go through to the runtime as well, as with the API server's and
+    // kubelet's ExtendWebSocketsToKubelet: the runtime's streaming server answers them.
     let target: string;
     if (m[3] === 'exec' || m[3] === 'attach') {
       const q = url.searchParams;
@@ -150,6 +157,13 @@ export class FakeApiServer {
       this.tunnels.add(s);
       s.once('close', () => this.tunnels.delete(s));
     }
+    const offered = req.headers['sec-websocket-protocol'] ?? req.headers['x-stream-protocol-version'] ?? '';
+    upstream.once('data', (first: Buffer) => {
+      const head = first.toString('latin1').split('\r\n\r\n')[0] ?? '';
+      const status = /^HTTP\/1\.1 (\d+)/.exec(head)?.[1] ?? '?';
+      const chosen = /\r\n(?:sec-websocket-protocol|x-stream-protocol-version):\s*([^\r]*)/i.exec(head)?.[1] ?? '';
+      this.upgrades.push(`${upgrade} ${m[3]} offered=${String(offered)} -> ${status} ${chosen}`.trim());
+    });
     upstream.pipe(socket);
     socket.pipe(upstream);
     upstream.on('error', () => socket.destroy());

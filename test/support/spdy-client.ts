@@ -17,6 +17,7 @@
  * kubectl never sends WINDOW_UPDATE), no server push.
  */
 import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { SPDY3_DICTIONARY } from '../../src/streaming/spdy/dictionary';
 
@@ -424,9 +425,21 @@ export class SpdyClientConnection {
   private waiters: Waiter[] = [];
 
   private constructor(
-    private readonly socket: net.Socket,
+    private readonly socket: Duplex,
     private readonly opts: ConnectOptions,
   ) {}
+
+  /**
+   * A session on a byte stream that is already upgraded (a SPDY tunnel in a
+   * WebSocket, as client-go's port-forward dials it), with the protocol the
+   * upgrade negotiated.
+   */
+  static over(stream: Duplex, protocol: string, opts: ConnectOptions): SpdyClientConnection {
+    const conn = new SpdyClientConnection(stream, opts);
+    conn.protocol = protocol;
+    conn.attach(Buffer.alloc(0));
+    return conn;
+  }
 
   /**
    * Connects, sends the upgrade request and waits for 101. Rejects with the
@@ -933,9 +946,13 @@ export interface PortForwardResult {
  * reply until the server ends the data stream.
  */
 export async function portForward(url: string, port: number, payload: Buffer, opts: PortForwardOptions = {}): Promise<PortForwardResult> {
-  const timeoutMs = opts.timeoutMs ?? 30_000;
-  const deadline = Date.now() + timeoutMs;
-  const conn = await SpdyClientConnection.connect(url, { protocols: [PORTFORWARD_PROTOCOL], timeoutMs, trace: opts.trace });
+  const conn = await SpdyClientConnection.connect(url, { protocols: [PORTFORWARD_PROTOCOL], timeoutMs: opts.timeoutMs ?? 30_000, trace: opts.trace });
+  return portForwardOn(conn, port, payload, opts);
+}
+
+/** portForward on a connection already made (closed when done). */
+export async function portForwardOn(conn: SpdyClientConnection, port: number, payload: Buffer, opts: PortForwardOptions = {}): Promise<PortForwardResult> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   try {
     const requestid = opts.requestId ?? '0';
     const errorS = conn.openStream({ streamtype: 'error', port: String(port), requestid });

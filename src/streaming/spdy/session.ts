@@ -11,7 +11,6 @@
  * reader pauses the socket, a full socket pauses the writers.
  */
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import {
   controlFrame,
@@ -85,6 +84,12 @@ export interface SpdySessionEvents {
   close: [Error | undefined];
 }
 
+/**
+ * What a session runs on: a TCP socket (SPDY/3.1 upgrade) or a byte stream
+ * over a WebSocket (client-go's SPDY tunnel for port-forward).
+ */
+export type SpdyTransport = Duplex & { setNoDelay?: (noDelay?: boolean) => unknown };
+
 export class SpdySession extends EventEmitter<SpdySessionEvents> {
   private readonly reader = new FrameReader();
   private readonly inflater = new HeaderInflater();
@@ -97,11 +102,11 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
   private chain: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly socket: Socket,
+    private readonly socket: SpdyTransport,
     head: Buffer,
   ) {
     super();
-    socket.setNoDelay(true);
+    socket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.onBytes(chunk));
     socket.on('error', (err) => this.teardown(err));
     socket.on('close', () => this.teardown());
