@@ -1,5 +1,6 @@
 import { rmSync } from 'node:fs';
 import { PORTFORWARD_PROTOCOL, remoteCommand, SpdyClientConnection } from '../../support/spdy-client';
+import { spdyTunnel, wsPortForward, wsRemoteCommand } from '../../support/ws-client';
 import { compare } from '../measure';
 import { Runtime, setUp, startContainer } from '../runtimes';
 import type { BenchContext, BenchRow, Scenario } from '../types';
@@ -14,6 +15,9 @@ import type { BenchContext, BenchRow, Scenario } from '../types';
  *   busybox httpd in the pod, until the whole response has arrived (not
  *   until the runtime closes the stream: containerd's plugin waits a second
  *   before it does).
+ * And the adapter's WebSocket transports against its SPDY one, alternating
+ * in rounds: exec over v5.channel.k8s.io, port-forward through client-go's
+ * SPDY tunnel and over v4.channel.k8s.io channels.
  */
 
 const BODY = 'port-forward-bench';
@@ -24,9 +28,15 @@ async function execTrue(rt: Runtime, containerId: string): Promise<void> {
   if (r.exitCode !== 0) throw new Error(`exec through ${rt.name} ended with ${r.exitCode}: ${r.error}`);
 }
 
-async function httpGet(rt: Runtime): Promise<void> {
+async function execTrueWebSocket(rt: Runtime, containerId: string): Promise<void> {
+  const { url } = await rt.client.runtime.exec({ containerId, cmd: ['true'], stdin: false, stdout: true, stderr: true, tty: false });
+  const r = await wsRemoteCommand(url, { protocols: ['v5.channel.k8s.io'], timeoutMs: 10_000 });
+  if (r.exitCode !== 0) throw new Error(`exec over WebSocket through ${rt.name} ended with ${r.exitCode}: ${r.error}`);
+}
+
+async function httpGet(rt: Runtime, tunnel = false): Promise<void> {
   const { url } = await rt.client.runtime.portForward({ podSandboxId: rt.pod, port: [8080] });
-  const conn = await SpdyClientConnection.connect(url, { protocols: [PORTFORWARD_PROTOCOL], timeoutMs: 10_000 });
+  const conn = tunnel ? await spdyTunnel(url) : await SpdyClientConnection.connect(url, { protocols: [PORTFORWARD_PROTOCOL], timeoutMs: 10_000 });
   try {
     const headers = { port: '8080', requestid: '0' };
     const error = conn.openStream({ streamtype: 'error', ...headers });
@@ -38,6 +48,13 @@ async function httpGet(rt: Runtime): Promise<void> {
   } finally {
     conn.destroy();
   }
+}
+
+/** One HTTP GET over a v4.channel.k8s.io port-forward (the server closes once httpd has answered and closed). */
+async function httpGetChannels(rt: Runtime): Promise<void> {
+  const { url } = await rt.client.runtime.portForward({ podSandboxId: rt.pod, port: [8080] });
+  const r = await wsPortForward(url, [Buffer.from('GET /index.html HTTP/1.0\r\n\r\n')], { timeoutMs: 10_000 });
+  if (!r.ports[0]?.data.includes(BODY)) throw new Error(`v4 port-forward through ${rt.name} failed: ${r.ports[0]?.error ?? 'no data channel'}`);
 }
 
 export const streaming: Scenario = {
@@ -59,8 +76,27 @@ export const streaming: Scenario = {
         () => httpGet(theirs),
         { rounds: 5, perRound: 6, warmup: 3 },
       );
+      const wsExec = await compare(
+        () => execTrueWebSocket(ours, a.id),
+        () => execTrue(ours, a.id),
+        { rounds: 5, perRound: 6, warmup: 3 },
+      );
+      const wsTunnel = await compare(
+        () => httpGet(ours, true),
+        () => httpGet(ours),
+        { rounds: 5, perRound: 6, warmup: 3 },
+      );
+      const wsChannels = await compare(
+        () => httpGetChannels(ours),
+        () => httpGet(ours),
+        { rounds: 5, perRound: 6, warmup: 3 },
+      );
       const reference = "containerd's CRI plugin";
+      const spdy = 'cri-adapter over SPDY';
       return [
+        { scenario: 'Exec (true) over WebSocket v5, URL to exit status', subject: 'cri-adapter', reference: spdy, subjectSample: wsExec.subject, referenceSample: wsExec.reference },
+        { scenario: 'PortForward HTTP GET, SPDY tunnelled in WebSocket', subject: 'cri-adapter', reference: spdy, subjectSample: wsTunnel.subject, referenceSample: wsTunnel.reference },
+        { scenario: 'PortForward HTTP GET, WebSocket v4 channels (to close)', subject: 'cri-adapter', reference: spdy, subjectSample: wsChannels.subject, referenceSample: wsChannels.reference },
         { scenario: 'Exec (true) over SPDY, URL to exit status', subject: 'cri-adapter', reference, subjectSample: exec.subject, referenceSample: exec.reference },
         { scenario: 'PortForward HTTP GET, URL to full response', subject: 'cri-adapter', reference, subjectSample: forward.subject, referenceSample: forward.reference },
       ];
