@@ -7,6 +7,7 @@ import {
 } from '../gen/runtime/v1/api';
 import type { ContainerRecord } from '../container/model';
 import { labelsMatch } from '../util/label-selector';
+import { memoByRecord } from '../util/memo';
 
 const STATES: Record<ContainerRecord['state'], ContainerState> = {
   created: ContainerState.CONTAINER_CREATED,
@@ -23,8 +24,15 @@ function imageSpec(r: ContainerRecord) {
   return { image: r.imageRef, annotations: r.config.image?.annotations ?? {}, userSpecifiedImage: r.imageRef, runtimeHandler: '', imageRef: r.imageId };
 }
 
-export function toCriContainer(r: ContainerRecord): Container {
-  return {
+/**
+ * The kubelet lists every container every second: a container's answer is
+ * built once and reused (with its encoding, see wire-encoding.ts) until one
+ * of the fields it is made of changes. The config object is replaced, never
+ * edited, when it changes.
+ */
+export const toCriContainer = memoByRecord(
+  (r: ContainerRecord) => [r.state, r.config, r.imageDigestRef],
+  (r: ContainerRecord): Container => ({
     id: r.id,
     podSandboxId: r.sandboxId,
     metadata: r.config.metadata,
@@ -35,8 +43,8 @@ export function toCriContainer(r: ContainerRecord): Container {
     labels: r.config.labels,
     annotations: r.config.annotations,
     imageId: r.imageId,
-  };
-}
+  }),
+);
 
 function stopSignal(name: string): Signal {
   if (!name) return Signal.SIGNAL_RUNTIME_DEFAULT;
@@ -45,8 +53,10 @@ function stopSignal(name: string): Signal {
   return Signal[key] ?? Signal.SIGNAL_RUNTIME_DEFAULT;
 }
 
-export function toCriContainerStatus(r: ContainerRecord): ContainerStatus {
-  return {
+/** Built again only when a field it shows changes (start, exit, an OOM reason, new resources). */
+export const toCriContainerStatus = memoByRecord(
+  (r: ContainerRecord) => [r.state, r.startedAt, r.finishedAt, r.exitCode, r.reason, r.message, r.config, r.imageDigestRef, r.logPath],
+  (r: ContainerRecord): ContainerStatus => ({
     id: r.id,
     metadata: r.config.metadata,
     state: criContainerState(r),
@@ -72,8 +82,8 @@ export function toCriContainerStatus(r: ContainerRecord): ContainerStatus {
       },
     },
     stopSignal: stopSignal(r.stopSignal),
-  };
-}
+  }),
+);
 
 export function containerMatches(r: ContainerRecord, filter: ContainerFilter | undefined): boolean {
   if (!filter) return true;

@@ -1,6 +1,7 @@
 import type { AuthConfig as CriAuthConfig, Image } from '../gen/runtime/v1/api';
 import type { AuthConfig } from '../image/registry';
 import type { ImageEntry } from '../image/store';
+import { memoByRecord } from '../util/memo';
 
 /**
  * The image's User as the kubelet wants it: a numeric user becomes uid (the
@@ -14,7 +15,10 @@ export function imageUser(user: string | undefined): { uid?: bigint; username: s
   return { username: name };
 }
 
-export function toCriImage(entry: ImageEntry, pinned: boolean): Image {
+/** Reused until the pinned flag or a field it shows changes (the store replaces those arrays, never edits them). */
+export const toCriImage = memoByRecord(
+  (entry: ImageEntry, pinned: boolean) => [pinned, entry.repoTags, entry.repoDigests, entry.size, entry.config],
+  (entry: ImageEntry, pinned: boolean): Image => {
   const user = imageUser(entry.config.config?.User);
   return {
     id: entry.id,
@@ -26,7 +30,8 @@ export function toCriImage(entry: ImageEntry, pinned: boolean): Image {
     spec: { image: entry.id, annotations: {}, userSpecifiedImage: '', runtimeHandler: '', imageRef: '' },
     pinned,
   };
-}
+  },
+);
 
 /** CRI sends empty strings for unset fields; the registry client wants them absent. */
 export function toAuthConfig(auth: CriAuthConfig | undefined): AuthConfig | undefined {

@@ -1,7 +1,8 @@
-import { ImageServiceServer, ImageServiceService, RuntimeServiceServer, RuntimeServiceService } from '../gen/runtime/v1/api';
+import type { ImageServiceServer, RuntimeServiceServer } from '../gen/runtime/v1/api';
 import { UnavailableError } from '../errors';
 import type { CriDeps } from './deps';
 import { HandlerTable, implement } from './dispatch';
+import { IMAGE_SERVICE, RUNTIME_SERVICE } from './wire-encoding';
 import type { CriServer } from './server';
 import { createContainerHandler } from './container-create';
 import { getContainerEventsHandler } from './container-events';
@@ -114,9 +115,9 @@ function gated<S>(deps: CriDeps, table: HandlerTable<S>, open: ReadonlyArray<key
 
 export function registerCriServices(server: CriServer, deps: CriDeps, drain: AbortSignal): void {
   server.addService(
-    RuntimeServiceService,
+    RUNTIME_SERVICE,
     implement(
-      RuntimeServiceService,
+      RUNTIME_SERVICE,
       'runtime.v1.RuntimeService',
       gated(deps, runtimeHandlers(deps), ['version', 'status', 'runtimeConfig']),
       deps.logger,
@@ -124,7 +125,7 @@ export function registerCriServices(server: CriServer, deps: CriDeps, drain: Abo
     ),
   );
   server.addService(
-    ImageServiceService,
-    implement(ImageServiceService, 'runtime.v1.ImageService', gated(deps, imageHandlers(deps), []), deps.logger, drain),
+    IMAGE_SERVICE,
+    implement(IMAGE_SERVICE, 'runtime.v1.ImageService', gated(deps, imageHandlers(deps), []), deps.logger, drain),
   );
 }

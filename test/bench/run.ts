@@ -8,12 +8,13 @@ import { containers } from './scenarios/containers';
 import { execLogs } from './scenarios/exec-logs';
 import { images } from './scenarios/images';
 import { sandboxes } from './scenarios/sandboxes';
+import { scale } from './scenarios/scale';
 import { streaming } from './scenarios/streaming';
 import { versionStatus } from './scenarios/version-status';
 import type { BenchContext, BenchRow, Scenario } from './types';
 
 // A new scenario is one file in scenarios/ and one entry here.
-const SCENARIOS: Scenario[] = [versionStatus, images, sandboxes, containers, execLogs, streaming];
+const SCENARIOS: Scenario[] = [versionStatus, images, sandboxes, containers, execLogs, streaming, scale];
 
 function fmt(ms: number): string {
   return ms < 1 ? ms.toFixed(3) : ms < 100 ? ms.toFixed(2) : ms.toFixed(0);
@@ -58,7 +59,8 @@ async function main(): Promise<void> {
       extraArgs: harnessAdapterArgs(harness, ['--log-level', 'warn']),
     });
     await containerd.start();
-    const ctx: BenchContext = { harness, adapter, criPlugin, containerd };
+    const printed: string[] = [];
+    const ctx: BenchContext = { harness, adapter, criPlugin, containerd, print: (text) => printed.push(text) };
     const rows: BenchRow[] = [];
     for (const s of SCENARIOS) {
       if (only.length && !only.includes(s.name)) continue;
@@ -69,6 +71,7 @@ async function main(): Promise<void> {
     printTable(rows);
     const notes = rows.filter((r) => r.note);
     if (notes.length) console.log('\nNotes:\n' + notes.map((r) => `- ${r.scenario}: ${r.note}`).join('\n'));
+    for (const text of printed) console.log('\n' + text);
   } finally {
     containerd.close();
     criPlugin.close();

@@ -13,6 +13,8 @@ export interface BenchContext {
   criPlugin: CriClient;
   /** A direct client to containerd's API, for floors. */
   containerd: ContainerdConnection;
+  /** Text printed after the results table (a scenario's own tables). */
+  print(text: string): void;
 }
 
 /** One line of the results table: the subject, what it is compared against, and both samples. */
