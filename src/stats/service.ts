@@ -167,6 +167,27 @@ export class StatsService {
     }
   }
 
+  /**
+   * The filesystem holding containers' writable layers (the snapshotter's)
+   * and what those layers use: the sum over the given snapshot keys (every
+   * container's and pod sandbox's own snapshot, named by its ID). A key
+   * whose snapshot is gone counts nothing.
+   */
+  async writableLayers(keys: readonly string[], call: CallContext): Promise<LayerUsage> {
+    const [mountpoint, layers] = await Promise.all([
+      this.deps.snapshotterMountpoint(call),
+      Promise.all(keys.map((k) => this.writableLayer(k, call))),
+    ]);
+    let usedBytes = 0n;
+    let inodesUsed = 0n;
+    for (const layer of layers) {
+      if (!layer) continue;
+      usedBytes += layer.usedBytes;
+      inodesUsed += layer.inodesUsed;
+    }
+    return { timestampNs: nowNs(), mountpoint, usedBytes, inodesUsed };
+  }
+
   /** Drops remembered samples of containers and pods that no longer exist. */
   forgetAllBut(liveIds: ReadonlySet<string>): void {
     this.cpuRates.prune((key) => liveIds.has(key.startsWith('pod:') ? key.slice(4) : key));

@@ -3,6 +3,7 @@
  * provider reads them: CPU time and rate, memory, the writable layer, the
  * pod's network counters and process count, against known loads.
  */
+import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, readdirSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
@@ -140,6 +141,22 @@ describe('ListContainerStats and ContainerStats', () => {
       labels: { role: 'idle' },
       annotations: {},
     });
+  });
+
+  it('ImageFsInfo reports the containers\' writable layers as a container filesystem on the image filesystem\'s mount', async () => {
+    const stats = await listStats();
+    const busyLayer = stats.get(busy)!.writableLayer!.usedBytes!.value;
+    const { imageFilesystems, containerFilesystems } = await adapter.client.image.imageFsInfo({});
+    expect(containerFilesystems).toHaveLength(1);
+    const containerFs = containerFilesystems[0]!;
+    expect(containerFs.fsId!.mountpoint).toBe(imageFilesystems[0]!.fsId!.mountpoint);
+    expect(containerFs.timestamp).toBeGreaterThan(0n);
+    // The busy container wrote 20 MB into its layer; every layer is counted, so at least that much.
+    expect(containerFs.usedBytes!.value).toBeGreaterThanOrEqual(busyLayer);
+    expect(containerFs.inodesUsed!.value).toBeGreaterThan(0n);
+    // The image share leaves the writable layers out: the 20 MB are not counted twice.
+    const walked = BigInt(execFileSync('du', ['-s', '--block-size=1', path.join(h.containerd.root, 'io.containerd.snapshotter.v1.overlayfs')], { encoding: 'utf8' }).split('\t')[0]!);
+    expect(imageFilesystems[0]!.usedBytes!.value + containerFs.usedBytes!.value).toBeLessThanOrEqual(walked + 4_000_000n);
   });
 
   it('list running containers only, filtered by ID prefix, pod and labels', async () => {
