@@ -10,6 +10,8 @@ import { RegistryClient } from './image/registry';
 import type { Logger } from './log/logger';
 import { EventMonitor } from './events/monitor';
 import { probeNodeEnvironment } from './host/node-environment';
+import { HandlerFeatures, probeRuntimeFeatures } from './host/runtime-features';
+import { CdiSpecRegistry } from './host/cdi-specs';
 import { StatsService } from './stats/service';
 import { StreamingService } from './streaming/service';
 import { SandboxService } from './sandbox/service';
@@ -24,6 +26,7 @@ export type DaemonPhase = 'starting' | 'recovering' | 'serving' | 'draining' | '
 export interface AdapterServices {
   containerd: ContainerdConnection;
   cni: CniConfigWatcher;
+  cdi: CdiSpecRegistry;
   registry: RegistryClient;
   images: ImageService;
   sandboxes: SandboxService;
@@ -39,7 +42,11 @@ export interface AdapterServices {
  * the pod index first (images and containers read it), then containers,
  * then the sandbox service that stops and removes them with their pod.
  */
-export function buildServices(config: AdapterConfig, logger: Logger): AdapterServices {
+export function buildServices(
+  config: AdapterConfig,
+  logger: Logger,
+  runtimeFeatures: ReadonlyMap<string, HandlerFeatures>,
+): AdapterServices {
   const containerd = new ContainerdConnection(
     {
       address: config.containerd.address,
@@ -49,6 +56,7 @@ export function buildServices(config: AdapterConfig, logger: Logger): AdapterSer
     logger,
   );
   const cni = new CniConfigWatcher(config.cni.confDir, logger);
+  const cdi = new CdiSpecRegistry(config.cdi.specDirs, logger);
   const registry = new RegistryClient({
     hostsDir: config.registry.configPath || undefined,
     stallTimeoutMs: config.registry.pullProgressTimeoutSeconds * 1000,
@@ -76,6 +84,8 @@ export function buildServices(config: AdapterConfig, logger: Logger): AdapterSer
     images,
     sandboxes: pods,
     env,
+    runtimeFeatures,
+    cdi,
     logger,
     io: new FifoContainerIo(config.state, logger, {
       maxLineBytes: config.logging.maxLineBytes,
@@ -98,7 +108,7 @@ export function buildServices(config: AdapterConfig, logger: Logger): AdapterSer
   images.watch(events);
   sandboxes.watch(events);
   containers.watch(events);
-  return { containerd, cni, registry, images, sandboxes, containers, stats, streaming, events };
+  return { containerd, cni, cdi, registry, images, sandboxes, containers, stats, streaming, events };
 }
 
 /**
@@ -136,7 +146,12 @@ export class Daemon {
     await fs.mkdir(config.root, { recursive: true, mode: 0o700 });
     await fs.mkdir(config.state, { recursive: true, mode: 0o711 });
 
-    const services = buildServices(config, logger);
+    // Host probing comes first: what each handler's runc supports shapes the specs the services build.
+    const runtimeFeatures = await probeRuntimeFeatures(config.runtimes);
+    for (const [handler, f] of runtimeFeatures) {
+      logger.info('runtime handler features', { handler, recursiveReadOnlyMounts: f.recursiveReadOnlyMounts, notes: f.notes });
+    }
+    const services = buildServices(config, logger, runtimeFeatures);
     this.services = services;
     const { containerd } = services;
     await containerd.start();
@@ -146,6 +161,7 @@ export class Daemon {
       });
     }
     await services.cni.start();
+    await services.cdi.start();
     await services.streaming.start();
 
     this.setPhase('recovering');
@@ -168,6 +184,7 @@ export class Daemon {
         sandboxes: services.sandboxes,
         containers: services.containers,
         stats: services.stats,
+        runtimeFeatures,
         streaming: services.streaming,
         logger,
         adapterVersion: this.adapterVersion,
@@ -203,6 +220,7 @@ export class Daemon {
     const s = this.services;
     await s?.streaming.stop();
     s?.cni.stop();
+    s?.cdi.stop();
     s?.events.stop();
     s?.containerd.close();
     s?.registry.close();

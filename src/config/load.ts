@@ -21,6 +21,7 @@ export interface AdapterConfig {
   snapshotter: string;
   sandboxImage: string;
   cni: { confDir: string; binDirs: string[]; pluginTimeoutSeconds: number };
+  cdi: { specDirs: string[] };
   logging: { maxLineBytes: number; maxBytesPerTurn: number; drainTimeoutSeconds: number };
   streaming: { address: string; port: number };
   execSync: { maxOutputBytes: number };

@@ -178,6 +178,15 @@ export const schema = {
       default: 60,
     },
   },
+  cdi: {
+    specDirs: {
+      doc:
+        'Directories of CDI spec files (JSON or YAML) describing the devices containers may ask for by name; a device ' +
+        'in a later directory overrides one of the same name in an earlier one. Watched for changes.',
+      format: 'string-list',
+      default: ['/etc/cdi', '/var/run/cdi'],
+    },
+  },
   logging: {
     maxLineBytes: {
       doc: 'Container log lines longer than this are split into partial (P) records.',

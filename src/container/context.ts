@@ -4,7 +4,8 @@ import type { ContainerdConnection } from '../containerd/connection';
 import type { ImageService } from '../image/service';
 import type { Logger } from '../log/logger';
 import type { SandboxIndex } from '../sandbox/sandbox-index';
-import type { RuntimeEnvironment } from '../oci';
+import type { HandlerFeatures } from '../host/runtime-features';
+import type { CdiLookup, RuntimeEnvironment } from '../oci';
 import type { KeyedMutex } from '../util/keyed-mutex';
 import type { NameRegistrar } from '../util/name-registrar';
 import type { ContainerRecord } from './model';
@@ -53,6 +54,10 @@ export interface ContainerContext {
   /** The pods, read to check a container's pod (the sandbox domain owns them). */
   sandboxes: SandboxIndex;
   env: RuntimeEnvironment;
+  /** What each runtime handler's runc supports (probed at start), by handler name. */
+  runtimeFeatures: ReadonlyMap<string, HandlerFeatures>;
+  /** CDI devices from the node's spec files. */
+  cdi: { lookup: CdiLookup; refreshFor(names: readonly string[]): Promise<void> };
   logger: Logger;
   containers: Map<string, ContainerRecord>;
   names: NameRegistrar;

@@ -9,7 +9,7 @@ import { ContainerConfig, NamespaceMode, PodSandboxConfig } from '../gen/runtime
 import { sandboxFilePaths } from '../sandbox/files';
 import { nowNs } from '../util/time';
 import { step, UndoStack } from '../util/undo';
-import { buildContainerSpec, seccompChoice, seccompProfileFile } from '../oci';
+import { buildContainerSpec, requestedCdiDevices, seccompChoice, seccompProfileFile } from '../oci';
 import { EXTENSIONS, KIND_CONTAINER, LABELS, METADATA_TYPE_URLS } from '../containerd/labels';
 import type { ContainerContext } from './context';
 import { listDevices, lookupDevice, lookupPropagation } from './host-lookups';
@@ -83,6 +83,7 @@ export async function createContainer(
           readImageFile(mounts, '/etc/passwd'),
           readImageFile(mounts, '/etc/group'),
           readSeccompProfile(config),
+          ctx.cdi.refreshFor(requestedCdiDevices(config)),
         ]);
         const ns = config.linux?.securityContext?.namespaceOptions;
         const targetPid = ns?.pid === NamespaceMode.TARGET ? ctx.containers.get(ns.targetId)?.pid : undefined;
@@ -105,9 +106,11 @@ export async function createContainer(
           sandboxFiles: sandboxFilePaths(ctx.config.state, sandbox.id, hostIpc),
           lookupDevice,
           lookupPropagation,
+          cdiLookup: ctx.cdi.lookup,
           hostDevices: privileged ? listDevices() : undefined,
           seccompProfile,
-          env: ctx.env,
+          // rro is the handler's runc's to support, not the node's.
+          env: { ...ctx.env, recursiveReadOnlyMounts: ctx.runtimeFeatures.get(sandbox.runtimeHandler)?.recursiveReadOnlyMounts ?? false },
         });
         mark('spec');
         const value: ContainerRecord = {

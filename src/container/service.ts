@@ -31,7 +31,7 @@ export interface ContainerAttachment {
 export class ContainerService {
   private readonly ctx: ContainerContext;
 
-  constructor(deps: Pick<ContainerContext, 'config' | 'conn' | 'images' | 'sandboxes' | 'env' | 'logger' | 'io'>) {
+  constructor(deps: Pick<ContainerContext, 'config' | 'conn' | 'images' | 'sandboxes' | 'env' | 'runtimeFeatures' | 'cdi' | 'logger' | 'io'>) {
     this.ctx = {
       ...deps,
       containers: new Map(),

@@ -7,6 +7,7 @@ import type { SandboxService } from '../sandbox/service';
 import type { ContainerService } from '../container/service';
 import type { StatsService } from '../stats/service';
 import type { StreamingService } from '../streaming/service';
+import type { HandlerFeatures } from '../host/runtime-features';
 
 /** What the CRI layer needs from the domain below it. */
 export interface CriDeps {
@@ -17,6 +18,8 @@ export interface CriDeps {
   sandboxes: SandboxService;
   containers: ContainerService;
   stats: StatsService;
+  /** Per runtime handler, what its runc supports on this node. */
+  runtimeFeatures: ReadonlyMap<string, HandlerFeatures>;
   streaming: StreamingService;
   logger: Logger;
   /** False until the daemon has rebuilt its state from containerd; calls that need that state wait for it. */

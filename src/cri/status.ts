@@ -44,6 +44,7 @@ export function statusHandler(deps: CriDeps): UnaryHandler<StatusRequest, Status
       });
       info.containerd = JSON.stringify({ ready: containerd.ready, ...containerd.lastSeenVersion });
       info.cniConfig = cni.network ? cni.network.raw : JSON.stringify(null);
+      info.runtimeFeatures = JSON.stringify(Object.fromEntries(deps.runtimeFeatures));
       info.lastCNILoadStatus = JSON.stringify(cni.network ? 'OK' : cni.notReadyReason);
     }
     return {
@@ -51,10 +52,15 @@ export function statusHandler(deps: CriDeps): UnaryHandler<StatusRequest, Status
       info,
       runtimeHandlers: handlerNames.map((name) => ({
         name,
-        // Neither recursive read-only mounts nor user namespaces are implemented yet; claim nothing we don't do.
-        features: { recursiveReadOnlyMounts: false, userNamespaces: false },
+        features: {
+          // Probed from the handler's own runc at start ("" is the default handler).
+          recursiveReadOnlyMounts: deps.runtimeFeatures.get(name || config.defaultRuntime)?.recursiveReadOnlyMounts ?? false,
+          // User namespaces are not implemented; claim nothing we don't do.
+          userNamespaces: false,
+        },
       })),
-      features: { supplementalGroupsPolicy: false, userNamespacesHostNetwork: false, mountOptions: false },
+      // Supplemental groups are resolved by the adapter (oci/user.ts) and runc sets exactly those.
+      features: { supplementalGroupsPolicy: true, userNamespacesHostNetwork: false, mountOptions: false },
     };
   };
 }

@@ -36,7 +36,6 @@ export function probeNodeEnvironment(cgroupDriver: 'cgroupfs' | 'systemd'): Runt
       swapAvailable: cgroupV2 ? existsSync('/sys/fs/cgroup/memory.swap.max') : existsSync('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes'),
       hugetlbAvailable: cgroupV2 ? readOr('/sys/fs/cgroup/cgroup.controllers', '').includes('hugetlb') : existsSync('/sys/fs/cgroup/hugetlb'),
     },
-    recursiveReadOnlyMounts: false,
     nodeHostname: os.hostname(),
   };
 }

@@ -3,6 +3,7 @@ import type { ContainerConfig, PodSandboxConfig } from '../gen/runtime/v1/api';
 import { CONTAINER_TYPE_CONTAINER, CRI_ANNOTATIONS, passthroughAnnotations, withAnnotations } from './annotations';
 import { computeCapabilities, withCapabilities } from './capabilities';
 import { DEFAULT_CAPABILITIES, newBaseSpec } from './defaults';
+import { CdiLookup, requestedCdiDevices, resolveCdiDevices, withCdiEdits } from './cdi';
 import { HostDevice, DeviceLookup, withAllDevicesAllowed, withCriDevices, withHostDevices } from './devices';
 import { availableCapabilities, RuntimeEnvironment } from './environment';
 import {
@@ -49,6 +50,8 @@ export interface ContainerSpecInput {
   imageVolumes?: readonly { containerPath: string; hostPath: string }[];
   /** Host paths of image-volume mounts, by index in config.mounts. */
   imageMountSources?: ReadonlyMap<number, string>;
+  /** Finds CDI devices by fully-qualified name; needed when the config asks for any. */
+  cdiLookup?: CdiLookup;
   /** Needed when config.devices is not empty. */
   lookupDevice?: DeviceLookup;
   /** When given, propagation requests are checked against the host mount. */
@@ -140,6 +143,12 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpecOutp
   const owner =
     env.deviceOwnershipFromSecurityContext && (user.uid !== 0 || user.gid !== 0) ? { uid: user.uid, gid: user.gid } : {};
   opts.push(withCriDevices(config.devices, input.lookupDevice, owner));
+  const cdiNames = requestedCdiDevices(config);
+  if (cdiNames.length > 0) {
+    if (!input.cdiLookup) throw invalidField('CDI_devices', 'CDI devices are not available on this node');
+    // After the CRI's own devices, mounts and env, as the CDI library edits a finished spec.
+    opts.push(withCdiEdits(resolveCdiDevices(cdiNames, input.cdiLookup), input.lookupDevice));
+  }
   if (privileged) opts.push(withAllDevicesAllowed);
 
   opts.push(

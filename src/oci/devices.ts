@@ -39,7 +39,8 @@ function toOciDevice(d: HostDevice, containerPath: string, owner: DeviceOwnershi
   return dev;
 }
 
-function addDevice(spec: Parameters<SpecOpt>[0], dev: OciDevice, access: string): void {
+/** Adds a node (replacing one at the same path) and its device cgroup rule. */
+export function addDevice(spec: Parameters<SpecOpt>[0], dev: OciDevice, access: string): void {
   const devices = (spec.linux.devices ??= []);
   const at = devices.findIndex((d) => d.path === dev.path);
   if (at >= 0) devices[at] = dev;

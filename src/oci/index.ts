@@ -17,6 +17,8 @@ export { parseGroup, parsePasswd, resolveUser, selectUserSource } from './user';
 export type { SandboxFiles, PropagationLookup, HostPropagation } from './mounts';
 export { imageVolumesToCreate } from './mounts';
 export type { DeviceLookup, HostDevice } from './devices';
+export type { CdiLookup } from './cdi';
+export { requestedCdiDevices } from './cdi';
 export { ALL_CAPABILITIES, parseCapabilityMask } from './capabilities';
 export { mergeEnv, resolveProcessArgs } from './process';
 export type { SeccompChoice, SeccompArch } from './seccomp';

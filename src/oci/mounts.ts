@@ -93,6 +93,15 @@ export function criMountToBind(m: Mount, index: number, opts: CriMountOptions): 
   }
 
   const propagation = propagationOption(m.propagation, `${f}.propagation`);
+  // The spec's own rules for rro come first: they are what the request got wrong, whatever the host mount is.
+  if (m.recursiveReadOnly) {
+    if (!m.readonly) throw invalidField(`${f}.recursive_read_only`, 'requires readonly to be true');
+    if (propagation !== 'rprivate') throw invalidField(`${f}.recursive_read_only`, 'requires PROPAGATION_PRIVATE');
+    if (!opts.recursiveReadOnlySupported) {
+      throw invalidField(`${f}.recursive_read_only`, "this pod's runtime handler (its runc or the kernel) does not support recursive read-only mounts");
+    }
+  }
+
   if (opts.lookupPropagation && propagation !== 'rprivate') {
     const host = opts.lookupPropagation(hostPath);
     if (propagation === 'rshared' && host !== 'shared') {
@@ -103,14 +112,6 @@ export function criMountToBind(m: Mount, index: number, opts: CriMountOptions): 
         `${f}.propagation`,
         `HOST_TO_CONTAINER needs ${hostPath} to be on a shared or slave mount (it is ${host ?? 'unknown'})`,
       );
-    }
-  }
-
-  if (m.recursiveReadOnly) {
-    if (!m.readonly) throw invalidField(`${f}.recursive_read_only`, 'requires readonly to be true');
-    if (propagation !== 'rprivate') throw invalidField(`${f}.recursive_read_only`, 'requires PROPAGATION_PRIVATE');
-    if (!opts.recursiveReadOnlySupported) {
-      throw invalidField(`${f}.recursive_read_only`, 'recursive read-only mounts are not supported by the runtime on this node');
     }
   }
 

@@ -189,12 +189,29 @@ export interface OciLinux {
   mountLabel?: string;
 }
 
+export interface OciHook {
+  path: string;
+  args?: string[];
+  env?: string[];
+  timeout?: number;
+}
+
+export interface OciHooks {
+  prestart?: OciHook[];
+  createRuntime?: OciHook[];
+  createContainer?: OciHook[];
+  startContainer?: OciHook[];
+  poststart?: OciHook[];
+  poststop?: OciHook[];
+}
+
 export interface OciSpec {
   ociVersion: string;
   process: OciProcess;
   root: OciRoot;
   hostname?: string;
   mounts: OciMount[];
+  hooks?: OciHooks;
   linux: OciLinux;
   annotations?: Record<string, string>;
 }
