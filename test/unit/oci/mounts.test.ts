@@ -52,7 +52,7 @@ describe('criMountToBind', () => {
   it('emits rro only for readonly + recursive_read_only + private + runtime support', () => {
     const m = mount({ containerPath: '/d', hostPath: '/h', readonly: true, recursiveReadOnly: true });
     expect(bindToOci(criMountToBind(m, 0, opts)).options).toEqual(['rbind', 'rprivate', 'rro']);
-    expect(() => criMountToBind(m, 3, { recursiveReadOnlySupported: false })).toThrow(/mounts\[3\]\.recursive_read_only: .*not supported/);
+    expect(() => criMountToBind(m, 3, { recursiveReadOnlySupported: false })).toThrow(/mounts\[3\]\.recursive_read_only: .*does not support recursive read-only/);
     expect(() => criMountToBind({ ...m, readonly: false }, 0, opts)).toThrow(/requires readonly/);
     expect(() => criMountToBind({ ...m, propagation: MountPropagation.PROPAGATION_HOST_TO_CONTAINER }, 0, opts)).toThrow(
       /requires PROPAGATION_PRIVATE/,
