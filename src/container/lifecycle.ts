@@ -1,6 +1,7 @@
 import type { CallContext } from '../containerd/call';
 import { deleteTask, getTask, ignoreNotFound, stopTask, TaskStatus } from '../containerd/tasks';
 import { FailedPreconditionError } from '../errors';
+import { readProcessIdentity } from '../host/process-identity';
 import { nowNs } from '../util/time';
 import type { ContainerContext } from './context';
 import { ContainerRecord, exitReason, signalNumber } from './model';
@@ -29,6 +30,8 @@ export async function startContainer(ctx: ContainerContext, record: ContainerRec
         call,
       );
       await ctx.io.started(id);
+      // runc has set the user and groups before it waits for Start: this is what the process will run as.
+      record.processUser = await readProcessIdentity(task.pid);
       // Taken before Start: a process that exits at once must not look as if it finished before it started.
       const startedAt = nowNs();
       await ctx.conn.tasks.start({ containerId: id, execId: '' }, call);

@@ -1,4 +1,5 @@
 import { ContainerConfig } from '../gen/runtime/v1/api';
+import type { ProcessIdentity } from '../host/process-identity';
 import type { OciSpec, ResolvedUser } from '../oci';
 
 export type ContainerState = 'created' | 'running' | 'exited' | 'unknown';
@@ -13,6 +14,12 @@ export interface ContainerStatusFields {
   reason: string;
   message: string;
   pid: number;
+  /**
+   * The identity the first process really got, read from the kernel once
+   * runc set it up (before the process ran a line of its own); absent
+   * until the container is started.
+   */
+  processUser?: ProcessIdentity;
 }
 
 /** One container as the adapter knows it. */
@@ -84,6 +91,7 @@ export function toStatusFields(r: ContainerRecord): ContainerStatusFields {
     reason: r.reason,
     message: r.message,
     pid: r.pid,
+    processUser: r.processUser,
   };
 }
 
@@ -108,6 +116,7 @@ export function fromStored(m: ContainerMetadata, s: ContainerStatusFields | unde
     reason: s?.reason ?? '',
     message: s?.message ?? '',
     pid: s?.pid ?? 0,
+    processUser: s?.processUser,
     oomKilled: false,
   };
 }

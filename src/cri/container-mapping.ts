@@ -3,6 +3,7 @@ import {
   ContainerFilter,
   ContainerState,
   ContainerStatus,
+  LinuxContainerUser,
   Signal,
 } from '../gen/runtime/v1/api';
 import type { ContainerRecord } from '../container/model';
@@ -74,16 +75,16 @@ export const toCriContainerStatus = memoByRecord(
     logPath: r.logPath,
     resources: r.config.linux?.resources ? { linux: r.config.linux.resources, windows: undefined } : undefined,
     imageId: r.imageId,
-    user: {
-      linux: {
-        uid: BigInt(r.user.uid),
-        gid: BigInt(r.user.gid),
-        supplementalGroups: r.user.additionalGids.map((g) => BigInt(g)),
-      },
-    },
+    user: { linux: linuxUser(r) },
     stopSignal: stopSignal(r.stopSignal),
   }),
 );
+
+/** What the process was given by the kernel once started; before that, what the spec asks runc for. */
+function linuxUser(r: ContainerRecord): LinuxContainerUser {
+  const u = r.processUser ?? { uid: r.user.uid, gid: r.user.gid, groups: r.user.additionalGids };
+  return { uid: BigInt(u.uid), gid: BigInt(u.gid), supplementalGroups: u.groups.map((g) => BigInt(g)) };
+}
 
 export function containerMatches(r: ContainerRecord, filter: ContainerFilter | undefined): boolean {
   if (!filter) return true;
