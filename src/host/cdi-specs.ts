@@ -3,7 +3,8 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { InvalidArgumentError } from '../errors';
 import type { Logger } from '../log/logger';
-import { CdiResolved, CdiSpec, parseCdiSpec, parseQualifiedName, quoteBounded } from '../oci/cdi';
+import { CdiResolved, CdiSpec, parseCdiSpec, parseQualifiedName } from '../oci/cdi';
+import { quoteBounded } from '../util/quote';
 
 const SPEC_EXTENSIONS = new Set(['.json', '.yaml', '.yml']);
 /** A spec file is a few KiB; a larger one is not read (it would be parsed on the event loop). */

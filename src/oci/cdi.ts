@@ -8,6 +8,7 @@
  */
 import type { ContainerConfig } from '../gen/runtime/v1/api';
 import { addDevice, devicePermissions, DeviceLookup, HostDevice } from './devices';
+import { quoteBounded } from '../util/quote';
 import { sortMounts } from './mounts';
 import type { OciDevice, OciHook, OciHooks, OciMount, SpecOpt } from './oci-types';
 import { mergeEnv } from './process';
@@ -84,11 +85,6 @@ const VENDOR = /^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/;
 const CLASS = /^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$/;
 const DEVICE = /^[a-zA-Z0-9]([a-zA-Z0-9_.:-]*[a-zA-Z0-9])?$/;
 const HOOK_NAMES = new Set(['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop']);
-
-/** Quotes a name for an error, cut short: names come from requests and files. */
-export function quoteBounded(s: string, max = 120): string {
-  return JSON.stringify(s.length > max ? `${s.slice(0, max)}…` : s);
-}
 
 function isKind(kind: string): boolean {
   const slash = kind.indexOf('/');
