@@ -74,11 +74,12 @@ export function buildServices(
       leaseExpirySeconds: 3600,
     },
     logger,
-    // The kubelet's image GC must not take the image a pod was started from.
-    (imageId) => pods.usesImage(imageId),
+    // The kubelet's image GC must not take an image a pod was started from or a container mounts.
+    // (Called only by RemoveImage, long after `containers` below exists.)
+    (imageId): string | undefined => pods.imageUser(imageId) ?? containers.imageUser(imageId),
   );
   const env = probeNodeEnvironment(config.cgroupDriver);
-  const containers = new ContainerService({
+  const containers: ContainerService = new ContainerService({
     config,
     conn: containerd,
     images,

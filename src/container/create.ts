@@ -14,6 +14,7 @@ import { EXTENSIONS, KIND_CONTAINER, LABELS, METADATA_TYPE_URLS } from '../conta
 import type { ContainerContext } from './context';
 import { listDevices, lookupDevice, lookupPropagation } from './host-lookups';
 import { readImageFile } from './image-files';
+import { checkImageMounts, imageMountDeps, prepareImageMounts } from './image-mounts';
 import { containerName, ContainerRecord, toMetadata } from './model';
 
 /** The log file's absolute path; a path that escapes the pod's log directory is refused. */
@@ -58,6 +59,7 @@ export async function createContainer(
   if (sandbox.state !== 'ready') throw new FailedPreconditionError(`CreateContainer: pod sandbox ${sandbox.id} is not ready`);
   const image = ctx.images.store.resolve(imageRef);
   if (!image) throw new NotFoundError(`CreateContainer: image "${imageRef}" not found; pull it first`);
+  checkImageMounts(config.mounts, ctx.images.store);
 
   const sandboxConfig = sandboxConfigFromRequest?.metadata ? sandboxConfigFromRequest : sandbox.config;
   const smd = sandbox.config.metadata!;
@@ -77,8 +79,11 @@ export async function createContainer(
     const rootfs = { snapshotter: ctx.config.snapshotter, key: id, parent: image.chainId ?? '' };
     const { value: record } = await createOnRootfs(ctx.conn, rootfs, {
       what: 'container',
-      build: async (mounts) => {
+      build: async (mounts, leased) => {
         mark('snapshot');
+        const imageMounts = await step('prepare image mounts', () =>
+          prepareImageMounts(imageMountDeps(ctx), id, config.mounts, leased, undo),
+        );
         const [passwd, group, seccompProfile] = await Promise.all([
           readImageFile(mounts, '/etc/passwd'),
           readImageFile(mounts, '/etc/group'),
@@ -107,6 +112,7 @@ export async function createContainer(
           lookupDevice,
           lookupPropagation,
           cdiLookup: ctx.cdi.lookup,
+          imageMountSources: new Map(imageMounts.records.map((r) => [r.index, r.source])),
           hostDevices: privileged ? listDevices() : undefined,
           seccompProfile,
           // rro is the handler's runc's to support, not the node's.
@@ -135,10 +141,11 @@ export async function createContainer(
           message: '',
           pid: 0,
           oomKilled: false,
+          imageMounts: imageMounts.records,
         };
         const container = {
           id,
-          labels: { [LABELS.kind]: KIND_CONTAINER, [LABELS.sandboxId]: sandbox.id, [LABELS.name]: name },
+          labels: { [LABELS.kind]: KIND_CONTAINER, [LABELS.sandboxId]: sandbox.id, [LABELS.name]: name, ...imageMounts.labels },
           image: image.recordNames[0] ?? imageRef,
           runtime,
           spec,

@@ -4,6 +4,7 @@ import { FailedPreconditionError } from '../errors';
 import { readProcessIdentity } from '../host/process-identity';
 import { nowNs } from '../util/time';
 import type { ContainerContext } from './context';
+import { imageMountDeps, releaseImageMounts } from './image-mounts';
 import { ContainerRecord, exitReason, signalNumber } from './model';
 import { removeContainerStatus, writeContainerStatus } from './status-file';
 
@@ -130,6 +131,8 @@ export async function removeContainer(ctx: ContainerContext, record: ContainerRe
       ignoreNotFound(ctx.conn.snapshots.remove({ snapshotter: ctx.config.snapshotter, key: id }, call)),
       removeContainerStatus(ctx.config.root, id),
     ]);
+    // Until the container went, its GC labels held the views; now nothing mounts them.
+    if (record.imageMounts.length) await releaseImageMounts(imageMountDeps(ctx), record.imageMounts, call);
     ctx.names.release(record.name, id);
     ctx.containers.delete(id);
     ctx.events.emit('event', 'deleted', record);

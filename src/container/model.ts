@@ -1,6 +1,7 @@
 import { ContainerConfig } from '../gen/runtime/v1/api';
 import type { ProcessIdentity } from '../host/process-identity';
 import type { OciSpec, ResolvedUser } from '../oci';
+import type { ImageMountRecord } from './image-mounts';
 
 export type ContainerState = 'created' | 'running' | 'exited' | 'unknown';
 
@@ -45,6 +46,8 @@ export interface ContainerRecord extends Omit<ContainerStatusFields, 'startedAt'
   spec?: OciSpec;
   /** An OOM event arrived for this container's cgroup before it exited. */
   oomKilled: boolean;
+  /** Its image mounts (Mount.image): the views made and mounted for it. */
+  imageMounts: ImageMountRecord[];
 }
 
 /** The immutable part, written once as the containerd container's extension. */
@@ -62,6 +65,8 @@ export interface ContainerMetadata {
   user: ResolvedUser;
   stopSignal: string;
   runtimeType: string;
+  /** Absent in metadata written before image mounts existed. */
+  imageMounts?: ImageMountRecord[];
 }
 
 export function toMetadata(r: ContainerRecord): ContainerMetadata {
@@ -79,6 +84,7 @@ export function toMetadata(r: ContainerRecord): ContainerMetadata {
     user: r.user,
     stopSignal: r.stopSignal,
     runtimeType: r.runtimeType,
+    imageMounts: r.imageMounts,
   };
 }
 
@@ -118,6 +124,7 @@ export function fromStored(m: ContainerMetadata, s: ContainerStatusFields | unde
     pid: s?.pid ?? 0,
     processUser: s?.processUser,
     oomKilled: false,
+    imageMounts: m.imageMounts ?? [],
   };
 }
 

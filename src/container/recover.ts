@@ -4,6 +4,7 @@ import { unpackJson } from '../containerd/typeurl';
 import type { OciSpec } from '../oci';
 import { EXTENSIONS, KIND_CONTAINER, LABELS } from '../containerd/labels';
 import type { ContainerContext } from './context';
+import { imageMountDeps, releaseOrphanImageMounts, remountImageMounts } from './image-mounts';
 import { recordExit, syncExit } from './lifecycle';
 import { ContainerMetadata, fromStored } from './model';
 import { readContainerStatus } from './status-file';
@@ -24,6 +25,14 @@ export async function recoverContainers(ctx: ContainerContext, call: CallContext
       record.spec = unpackJson<OciSpec>(c.spec);
       ctx.containers.set(record.id, record);
       ctx.names.reserve(record.name, record.id);
+      if (record.imageMounts.length) {
+        await remountImageMounts(imageMountDeps(ctx), record.imageMounts, call).catch((err: unknown) =>
+          ctx.logger.warn('cannot mount the image views again; the container will not start', {
+            containerId: record.id,
+            error: (err as Error).message,
+          }),
+        );
+      }
       if (record.state !== 'running') continue;
       const task = await getTask(ctx.conn, record.id, call);
       if (task?.status === TaskStatus.RUNNING) {
@@ -39,6 +48,11 @@ export async function recoverContainers(ctx: ContainerContext, call: CallContext
       ctx.logger.error('cannot recover container; leaving it in containerd', { containerId: c.id, error: (err as Error).message });
     }
   }
+  const orphans = await releaseOrphanImageMounts(ctx.config.state, (id) => ctx.containers.has(id)).catch((err: unknown) => {
+    ctx.logger.warn('cannot take down image views of removed containers', { error: (err as Error).message });
+    return [];
+  });
+  for (const containerId of orphans) ctx.logger.info('image views of a removed container taken down', { containerId });
   ctx.logger.info('containers recovered', { count: ctx.containers.size });
 }
 

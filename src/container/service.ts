@@ -42,6 +42,16 @@ export class ContainerService {
     this.ctx.events.setMaxListeners(0);
   }
 
+  /**
+   * An image mounted into a container (Mount.image) stays until the
+   * container is removed (a stopped one may be inspected, and its view is
+   * still mounted): which container, if any, for RemoveImage's error.
+   */
+  imageUser(imageId: string): string | undefined {
+    const c = [...this.ctx.containers.values()].find((r) => r.imageMounts.some((m) => m.imageId === imageId));
+    return c && `container ${c.id} mounts it (Mount.image); remove the container first`;
+  }
+
   watch(events: EventMonitor): void {
     events.on('oom', (containerId: string) => {
       const record = this.ctx.containers.get(containerId);

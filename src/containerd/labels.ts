@@ -13,6 +13,15 @@ export const LABELS = {
   podUid: 'io.kubernetes.pod.uid',
 } as const;
 
+/**
+ * containerd's GC keeps a snapshot alive while a container carries a label
+ * naming it: the views of a container's image mounts (Mount.image), one
+ * label per mount, keyed by the mount's index.
+ */
+export function imageMountRefLabel(snapshotter: string, index: number): string {
+  return `containerd.io/gc.ref.snapshot.${snapshotter}/image-mount-${index}`;
+}
+
 export const KIND_SANDBOX = 'sandbox';
 export const KIND_CONTAINER = 'container';
 

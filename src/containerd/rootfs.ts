@@ -20,8 +20,12 @@ export interface RootfsRequest {
 export interface RootfsObject<T> {
   /** Names the object in step and undo names: "create <what>", "delete <what>". */
   what: string;
-  /** Given the snapshot's mounts (to read image files), the container object to create and a value to return. */
-  build(mounts: Mount[]): Promise<{ container: Omit<NewContainer, 'snapshotter' | 'snapshotKey'>; value: T }>;
+  /**
+   * Given the snapshot's mounts (to read image files) and the call under
+   * the lease (for more objects that must live as long as the container),
+   * the container object to create and a value to return.
+   */
+  build(mounts: Mount[], leased: CallContext): Promise<{ container: Omit<NewContainer, 'snapshotter' | 'snapshotKey'>; value: T }>;
 }
 
 /**
@@ -45,7 +49,7 @@ export async function createOnRootfs<T>(
     );
     // A snapshot already gone is what the undo wants: not an error.
     undo.push(rootfs.view ? 'remove rootfs view' : 'remove snapshot', () => ignoreNotFound(conn.snapshots.remove({ snapshotter, key })));
-    const { container, value } = await object.build(mounts);
+    const { container, value } = await object.build(mounts, leased);
     await step(`create ${object.what}`, () => createContainerObject(conn, { ...container, snapshotter, snapshotKey: key }, leased));
     undo.push(`delete ${object.what}`, () => ignoreNotFound(conn.containers.delete({ id: container.id })));
     return { mounts, value };

@@ -21,6 +21,7 @@ import {
   selectPlatform,
 } from './registry';
 import { ImageConfigFile, ImageEntry, ImageStore } from './store';
+import { quoteBounded } from '../util/quote';
 
 export interface ImageServiceSettings extends PullSettings {
   sandboxImage: string;
@@ -53,8 +54,11 @@ export class ImageService {
     private readonly source: ImageSource,
     private readonly settings: ImageServiceSettings,
     private readonly logger: Logger,
-    /** True while some pod sandbox was started from the image (it must not be removed then). */
-    private readonly inUse: (imageId: string) => boolean,
+    /**
+     * Who holds the image (a pod started from it, a container mounting it),
+     * in words for RemoveImage's error; undefined when nobody does.
+     */
+    private readonly userOf: (imageId: string) => string | undefined,
   ) {}
 
   /**
@@ -155,9 +159,8 @@ export class ImageService {
     if (input === '') throw new InvalidArgumentError('RemoveImage: image.image (an ID or reference) is required');
     const entry = this.store.resolve(input);
     if (!entry) return;
-    if (this.inUse(entry.id)) {
-      throw new FailedPreconditionError(`image ${input} (${entry.id}) is used by a running pod sandbox; stop the pod first`);
-    }
+    const user = this.userOf(entry.id);
+    if (user) throw new FailedPreconditionError(`image ${quoteBounded(input)} (${entry.id}) is in use: ${user}`);
     for (const name of entry.recordNames) {
       await unlessNotFound(this.conn.images.delete({ name, sync: false }, ctx));
     }

@@ -77,7 +77,8 @@ export function criMountToBind(m: Mount, index: number, opts: CriMountOptions): 
   if (containerPath === '/') throw invalidField(`${f}.container_path`, 'cannot mount over the container root');
 
   let hostPath = m.hostPath;
-  if (m.image !== undefined && m.image.image !== '') {
+  const isImage = m.image !== undefined && m.image.image !== '';
+  if (isImage) {
     if (hostPath !== '') throw invalidField(`${f}.host_path`, 'must be empty when image is set');
     const source = opts.imageMountSources?.get(index);
     if (source === undefined) throw invalidField(`${f}.image`, 'image volume mounts are not supported by this runtime');
@@ -120,6 +121,11 @@ export function criMountToBind(m: Mount, index: number, opts: CriMountOptions): 
     return o;
   });
 
+  if (isImage) {
+    // An image's filesystem is data to read: never written, never executed from (KEP-4639).
+    for (const o of ['nosuid', 'nodev', 'noexec']) if (!extraOptions.includes(o)) extraOptions.push(o);
+    return { containerPath, hostPath, readonly: true, propagation, recursiveReadOnly: m.recursiveReadOnly, extraOptions };
+  }
   return { containerPath, hostPath, readonly: m.readonly, propagation, recursiveReadOnly: m.recursiveReadOnly, extraOptions };
 }
 

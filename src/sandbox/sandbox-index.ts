@@ -28,8 +28,9 @@ export class SandboxIndex extends Map<string, SandboxRecord> {
     return record;
   }
 
-  /** The kubelet's image GC must not take the image a pod was started from. */
-  usesImage(imageId: string): boolean {
-    return [...this.values()].some((s) => s.imageId === imageId);
+  /** The kubelet's image GC must not take the image a pod was started from: which pod, if any, for RemoveImage's error. */
+  imageUser(imageId: string): string | undefined {
+    const pod = [...this.values()].find((s) => s.imageId === imageId);
+    return pod && `pod sandbox ${pod.id} was started from it; remove the pod first`;
   }
 }

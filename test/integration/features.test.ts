@@ -5,12 +5,13 @@
  * from the host (/proc, mounts).
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   ContainerConfig,
   CreateContainerRequest,
   DeepPartial,
+  ImageSpec,
   MountPropagation,
   PodSandboxConfig,
   PullImageRequest,
@@ -18,6 +19,7 @@ import {
   SupplementalGroupsPolicy,
 } from '../../src/gen/runtime/v1/api';
 import { loadHarnessEnv } from '../harness/env';
+import { buildImage, pushImage } from '../harness/images';
 import type { AdapterProcess } from '../support/adapter-process';
 import { CriCallError } from '../support/cri-client';
 import { startAdapter } from '../support/adapter-process';
@@ -344,5 +346,152 @@ describe('CDI devices', () => {
     // The names are free again after a refusal.
     const ok = await runContainer(pod, { metadata: { name: 'cdi-unknown' }, CDIDevices: [{ name: 'example.test/yaml=one' }] });
     await removeContainer(ok);
+  });
+});
+
+describe('image volumes', () => {
+  let dataImage: string;
+  const mountsRoot = () => path.join(adapterDir, 'state', 'image-mounts');
+  const mountpoints = () =>
+    readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4] ?? '')
+      .filter((m) => m.startsWith(mountsRoot() + '/'));
+  const ctr = (...args: string[]) => execFileSync('ctr', ['-a', h.containerd.address, '-n', NS, ...args], { encoding: 'utf8' });
+  const views = () =>
+    ctr('snapshots', 'ls')
+      .split('\n')
+      .filter((l) => l.startsWith('image-mount-'));
+  /** Runs containerd's garbage collector now: deleting a lease with --sync collects everything unreferenced. */
+  const collectGarbage = () => {
+    const lease = `gc-${Date.now()}`;
+    ctr('leases', 'create', '--id', lease);
+    ctr('leases', 'delete', '--sync', lease);
+  };
+  const image = (ref: string) => ImageSpec.fromPartial({ image: ref });
+
+  beforeAll(async () => {
+    // Two layers, so containerd's view is an overlay of both; the second adds a file and an absolute symlink.
+    const img = buildImage({
+      layers: [
+        {
+          entries: [
+            { type: 'dir', path: 'data' },
+            { type: 'file', path: 'data/hello.txt', content: 'hello from the image\n' },
+            { type: 'file', path: 'data/run.sh', content: '#!/bin/sh\necho ran\n', mode: 0o755 },
+            { type: 'dir', path: 'data/sub' },
+            { type: 'file', path: 'data/sub/inner.txt', content: 'inner\n' },
+          ],
+        },
+        {
+          entries: [
+            { type: 'dir', path: 'data' },
+            { type: 'dir', path: 'data/sub' },
+            { type: 'file', path: 'data/sub/second.txt', content: 'second layer\n' },
+            { type: 'symlink', path: 'data/link', target: '/data/sub' },
+          ],
+        },
+      ],
+      config: {},
+    });
+    dataImage = (await pushImage(h.registry.host, 'cri-adapter-test/image-volume', 'v1', img)).reference;
+  });
+
+  it('refuse an image that is not pulled, with NOT_FOUND naming the mount', async () => {
+    const err = await criError(
+      createContainer(pod, { metadata: { name: 'iv-unpulled' }, mounts: [{ containerPath: '/vol', image: { image: dataImage } }] }),
+    );
+    expect(err.code).toBe(5);
+    expect(err.details).toMatch(/mounts\[0\]\.image: image ".*image-volume:v1" is not on this node; pull it first/);
+    expect(views()).toEqual([]);
+  });
+
+  it("mount the image's files read-only and noexec, whole or by sub_path, keep the image while mounted, and survive a restart", async () => {
+    await adapter.client.image.pullImage(PullImageRequest.fromPartial({ image: { image: dataImage } }));
+    const id = await runContainer(pod, {
+      metadata: { name: 'iv' },
+      mounts: [
+        { containerPath: '/vol', image: { image: dataImage } },
+        { containerPath: '/sub', image: { image: dataImage }, imageSubPath: 'data/link' },
+        { containerPath: '/bb', image: { image: h.images.busybox }, imageSubPath: 'etc' },
+      ],
+    });
+    // Inside: both layers' files, nothing writable, nothing executable.
+    expect((await sh(id, 'cat /vol/data/hello.txt /vol/data/sub/second.txt')).out).toBe('hello from the image\nsecond layer\n');
+    const write = await sh(id, 'touch /vol/data/new');
+    expect(write.code).not.toBe(0);
+    expect(write.err).toMatch(/Read-only file system/);
+    const exec = await sh(id, '/vol/data/run.sh');
+    expect(exec.code).not.toBe(0);
+    expect(exec.err).toMatch(/Permission denied/);
+    // sub_path through an absolute symlink resolves inside the image (its /data/sub), not on the host.
+    expect((await sh(id, 'ls /sub')).out.split('\n').filter(Boolean).sort()).toEqual(['inner.txt', 'second.txt']);
+    expect((await sh(id, 'cat /bb/group')).out).toMatch(/^extra:x:2000:app$/m);
+    expect((await sh(id, 'grep -E " /(vol|sub|bb) " /proc/self/mountinfo | grep -c " ro,nosuid,nodev,noexec"')).out.trim()).toBe('3');
+    // From the host: one view per mount in containerd, each mounted under the adapter's state dir.
+    expect(views()).toHaveLength(3);
+    expect(mountpoints()).toHaveLength(3);
+
+    // The image stays while a container mounts it, also once the container has stopped.
+    await adapter.client.runtime.stopContainer({ containerId: id, timeout: 0n });
+    const busy = await criError(adapter.client.image.removeImage({ image: image(dataImage) }));
+    expect(busy.code).toBe(9);
+    expect(busy.details).toContain(`container ${id} mounts it (Mount.image); remove the container first`);
+
+    // A restart finds the views again (the container's extension and GC labels); host mounts no
+    // container owns (left by a crash inside RemoveContainer) are taken down.
+    const orphan = path.join(mountsRoot(), 'f'.repeat(64), '0');
+    mkdirSync(orphan, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'orphan-view', orphan]);
+    await adapter.stop();
+    adapter = await launch();
+    expect(mountpoints()).toHaveLength(3);
+    expect(existsSync(path.dirname(orphan))).toBe(false);
+    expect((await criError(adapter.client.image.removeImage({ image: image(dataImage) }))).code).toBe(9);
+    // containerd's GC leaves the views alone: CreateContainer's lease is gone, the container's labels hold them.
+    collectGarbage();
+    expect(views()).toHaveLength(3);
+
+    await adapter.client.runtime.removeContainer({ containerId: id });
+    expect(mountpoints()).toEqual([]);
+    expect(views()).toEqual([]);
+    expect(existsSync(path.join(mountsRoot(), id))).toBe(false);
+    await adapter.client.image.removeImage({ image: image(dataImage) });
+    const st = await adapter.client.image.imageStatus({ image: image(dataImage), verbose: false });
+    expect(st.image).toBeUndefined();
+  });
+
+  it('fail clearly when image_sub_path is not in the image, leaving nothing behind', async () => {
+    await adapter.client.image.pullImage(PullImageRequest.fromPartial({ image: { image: dataImage } }));
+    const missing = await criError(
+      createContainer(pod, {
+        metadata: { name: 'iv-missing' },
+        mounts: [{ containerPath: '/vol', image: { image: dataImage }, imageSubPath: 'data/nope' }],
+      }),
+    );
+    expect(missing.code).toBe(5);
+    expect(missing.details).toMatch(/mounts\[0\]\.image_sub_path: "data\/nope" does not exist in image/);
+    // ".." stops at the image's root: this is the image's /etc, which this image lacks (the host has one).
+    const escape = await criError(
+      createContainer(pod, {
+        metadata: { name: 'iv-missing' },
+        mounts: [{ containerPath: '/vol', image: { image: dataImage }, imageSubPath: '../../../../etc' }],
+      }),
+    );
+    expect(escape.code).toBe(5);
+    const absolute = await criError(
+      createContainer(pod, {
+        metadata: { name: 'iv-missing' },
+        mounts: [{ containerPath: '/vol', image: { image: dataImage }, imageSubPath: '/data' }],
+      }),
+    );
+    expect(absolute.code).toBe(3);
+    expect(mountpoints()).toEqual([]);
+    expect(views()).toEqual([]);
+    // The name is free again, and the image was never held.
+    const ok = await runContainer(pod, { metadata: { name: 'iv-missing' }, mounts: [{ containerPath: '/vol', image: { image: dataImage }, imageSubPath: 'data' }] });
+    expect((await sh(ok, 'cat /vol/hello.txt')).out).toBe('hello from the image\n');
+    await removeContainer(ok);
+    await adapter.client.image.removeImage({ image: image(dataImage) });
   });
 });
