@@ -21,7 +21,7 @@ import {
 import { loadHarnessEnv } from '../harness/env';
 import { buildImage, pushImage } from '../harness/images';
 import type { AdapterProcess } from '../support/adapter-process';
-import { CriCallError } from '../support/cri-client';
+import { criError } from '../support/cri-client';
 import { startAdapter } from '../support/adapter-process';
 
 const h = loadHarnessEnv();
@@ -68,15 +68,6 @@ async function sh(containerId: string, script: string): Promise<{ out: string; e
 async function pidOf(containerId: string): Promise<number> {
   const st = await adapter.client.runtime.containerStatus({ containerId, verbose: true });
   return (JSON.parse(st.info.info!) as { pid: number }).pid;
-}
-
-async function criError(p: Promise<unknown>): Promise<CriCallError> {
-  const err = (await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  )) as CriCallError;
-  expect(err).toBeInstanceOf(CriCallError);
-  return err;
 }
 
 async function removeContainer(containerId: string): Promise<void> {
