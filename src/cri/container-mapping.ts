@@ -56,7 +56,7 @@ function stopSignal(name: string): Signal {
 
 /** Built again only when a field it shows changes (start, exit, an OOM reason, new resources). */
 export const toCriContainerStatus = memoByRecord(
-  (r: ContainerRecord) => [r.state, r.startedAt, r.finishedAt, r.exitCode, r.reason, r.message, r.config, r.imageDigestRef, r.logPath],
+  (r: ContainerRecord) => [r.state, r.startedAt, r.finishedAt, r.exitCode, r.reason, r.message, r.config, r.imageDigestRef, r.logPath, r.processUser, r.user],
   (r: ContainerRecord): ContainerStatus => ({
     id: r.id,
     metadata: r.config.metadata,
