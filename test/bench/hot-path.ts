@@ -102,6 +102,7 @@ for (let i = 0; i < pods; i++) {
     stopSignal: '',
     runtimeType: 'io.containerd.runc.v2',
     oomKilled: false,
+    imageMounts: [],
     state: 'running',
     exitCode: 0,
     reason: '',
