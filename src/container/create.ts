@@ -1,6 +1,5 @@
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { CallContext } from '../containerd/call';
 import { createOnRootfs } from '../containerd/rootfs';
@@ -9,7 +8,8 @@ import { ContainerConfig, NamespaceMode, PodSandboxConfig } from '../gen/runtime
 import { sandboxFilePaths } from '../sandbox/files';
 import { nowNs } from '../util/time';
 import { step, UndoStack } from '../util/undo';
-import { buildContainerSpec, requestedCdiDevices, seccompChoice, seccompProfileFile } from '../oci';
+import { buildContainerSpec, requestedCdiDevices } from '../oci';
+import { readSeccompProfile } from '../host/seccomp-profile';
 import { EXTENSIONS, KIND_CONTAINER, LABELS, METADATA_TYPE_URLS } from '../containerd/labels';
 import type { ContainerContext } from './context';
 import { listDevices, lookupDevice, lookupPropagation } from './host-lookups';
@@ -27,17 +27,6 @@ export function containerLogPath(logDirectory: string, logPath: string): string 
     throw new InvalidArgumentError(`log_path "${logPath}" leaves the pod's log directory ${logDirectory}`);
   }
   return full;
-}
-
-async function readSeccompProfile(config: ContainerConfig): Promise<unknown> {
-  const sc = config.linux?.securityContext;
-  const file = seccompProfileFile(seccompChoice(sc?.seccomp, sc?.seccompProfilePath ?? '', 'linux.security_context.seccomp'));
-  if (!file) return undefined;
-  try {
-    return JSON.parse(await fs.readFile(file, 'utf8'));
-  } catch (err) {
-    throw new InvalidArgumentError(`linux.security_context.seccomp: cannot read profile ${file}: ${(err as Error).message}`);
-  }
 }
 
 /**
@@ -87,7 +76,11 @@ export async function createContainer(
         const [passwd, group, seccompProfile] = await Promise.all([
           readImageFile(mounts, '/etc/passwd'),
           readImageFile(mounts, '/etc/group'),
-          readSeccompProfile(config),
+          readSeccompProfile(
+            config.linux?.securityContext?.seccomp,
+            config.linux?.securityContext?.seccompProfilePath ?? '',
+            'linux.security_context.seccomp',
+          ),
           ctx.cdi.refreshFor(requestedCdiDevices(config)),
         ]);
         const ns = config.linux?.securityContext?.namespaceOptions;

@@ -12,6 +12,7 @@ import { CniPodContext, cniAdd, cniDel, CniResult, CniSettings, podIps } from '.
 import { cniCapabilities } from '../network/cni-capabilities';
 import { createNetns, netnsNameFor, netnsPath as netnsPathOf, removeNetns } from '../network/netns';
 import { buildSandboxSpec } from '../oci';
+import { readSeccompProfile } from '../host/seccomp-profile';
 import { nowNs } from '../util/time';
 import { step, UndoStack } from '../util/undo';
 import type { SandboxContext } from './context';
@@ -28,10 +29,16 @@ interface SandboxPlan {
   hostIpc: boolean;
   /** The CNI network; undefined only for host-network pods. */
   network: CniNetworkList | undefined;
+  /** Parsed Localhost seccomp profile of the pod (applied to the infra container), if it names one. */
+  seccompProfile: unknown;
 }
 
-/** Everything the request means, checked before the first step (the domain's validation). */
-function plan(ctx: SandboxContext, config: PodSandboxConfig | undefined, runtimeHandler: string): SandboxPlan {
+/**
+ * Everything the request means, checked before the first step (the domain's
+ * validation); the pod's seccomp profile is read here too, so a missing or
+ * malformed file leaves nothing to undo.
+ */
+async function plan(ctx: SandboxContext, config: PodSandboxConfig | undefined, runtimeHandler: string): Promise<SandboxPlan> {
   const md = config?.metadata;
   if (!config || !md) throw new InvalidArgumentError('RunPodSandbox: config.metadata is required');
   for (const f of ['name', 'namespace', 'uid'] as const) {
@@ -50,7 +57,17 @@ function plan(ctx: SandboxContext, config: PodSandboxConfig | undefined, runtime
   if (!hostNetwork && !network) {
     throw new FailedPreconditionError(`RunPodSandbox: the pod network is not ready: ${ctx.cni.notReadyReason}`);
   }
-  return { config: { ...config, metadata: md }, handler, runtime, hostNetwork, hostIpc: nsOptions?.ipc === NamespaceMode.NODE, network };
+  const sc = config.linux?.securityContext;
+  const seccompProfile = await readSeccompProfile(sc?.seccomp, sc?.seccompProfilePath ?? '', 'linux.security_context.seccomp');
+  return {
+    config: { ...config, metadata: md },
+    handler,
+    runtime,
+    hostNetwork,
+    hostIpc: nsOptions?.ipc === NamespaceMode.NODE,
+    network,
+    seccompProfile,
+  };
 }
 
 async function sandboxImage(ctx: SandboxContext, call: CallContext): Promise<ImageEntry> {
@@ -107,6 +124,7 @@ async function createInfra(
       imageConfig: image.config.config ?? {},
       netnsPath: record.netnsPath,
       sandboxFiles: files,
+      seccompProfile: p.seccompProfile,
       env: ctx.env,
     }),
   );
@@ -164,7 +182,7 @@ export async function runPodSandbox(
   runtimeHandler: string,
   call: CallContext,
 ): Promise<string> {
-  const p = plan(ctx, configIn, runtimeHandler);
+  const p = await plan(ctx, configIn, runtimeHandler);
   const { config } = p;
   const id = randomBytes(32).toString('hex');
   const name = sandboxName(config);

@@ -28,6 +28,8 @@ import {
   PodSandboxStatusRequest,
   PodSandboxStatusResponse,
   RunPodSandboxRequest,
+  SecurityProfile,
+  SecurityProfile_ProfileType,
   StreamPodSandboxesRequest,
 } from '../../src/gen/runtime/v1/api';
 import { loadHarnessEnv } from '../harness/env';
@@ -36,6 +38,7 @@ import { AdapterProcess, startAdapter } from '../support/adapter-process';
 import { harnessAdapterArgs } from '../support/harness-adapter';
 import { criError, CriClient } from '../support/cri-client';
 import { podConfig as podConfigIn, runPod as runPodOn } from '../support/pods';
+import { BPF_RET_K, BpfInstruction, seccompFilters, seccompRetErrno, seccompStatus } from '../support/seccomp-filters';
 
 const execFileP = promisify(execFile);
 const h = loadHarnessEnv();
@@ -395,6 +398,58 @@ describe('pod sandboxes through the CRI API', () => {
     } finally {
       await stopAndRemove(client, id);
     }
+  });
+
+  it('runs the infra container under the Localhost seccomp profile the pod names (read from the host file)', async () => {
+    // A profile no default contains: mkdir/mkdirat fail with EBADFD (77). The kernel's copy of the
+    // pause process's filter must carry that action; a RuntimeDefault pod's must not.
+    const EBADFD = 77;
+    const profile = path.join(adapter.dir, 'pod-seccomp.json');
+    writeFileSync(profile, JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: EBADFD }] }));
+    const seccompPod = (name: string, seccomp: DeepPartial<SecurityProfile>) => podConfig(name, { linux: { securityContext: { seccomp } } });
+    const local = await runPod(client, seccompPod('seccomp-local', { profileType: SecurityProfile_ProfileType.Localhost, localhostRef: profile }));
+    const dflt = await runPod(client, seccompPod('seccomp-default', { profileType: SecurityProfile_ProfileType.RuntimeDefault }));
+    const none = await runPod(client, seccompPod('seccomp-none', { profileType: SecurityProfile_ProfileType.Unconfined }));
+    try {
+      const pidOf = async (id: string) => (await verbose(client, id)).pid;
+      const filterOf = async (id: string) => {
+        const pid = await pidOf(id);
+        return { status: seccompStatus(readFileSync(`/proc/${pid}/status`, 'utf8')), filters: await seccompFilters(pid, adapter.dir) };
+      };
+      const returnsErrno = (filters: BpfInstruction[][]) =>
+        filters.some((f) => f.some((i) => i.code === BPF_RET_K && i.k === seccompRetErrno(EBADFD)));
+
+      const l = await filterOf(local);
+      expect(l.status).toEqual({ mode: 2, filters: 1 });
+      expect(l.filters).toHaveLength(1);
+      expect(returnsErrno(l.filters)).toBe(true);
+      const d = await filterOf(dflt);
+      expect(d.status.mode).toBe(2);
+      expect(d.filters.length).toBeGreaterThan(0);
+      expect(returnsErrno(d.filters)).toBe(false);
+      const n = await filterOf(none);
+      expect(n.status).toEqual({ mode: 0, filters: 0 });
+      expect(n.filters).toEqual([]);
+
+      // Reading the filters stopped and released the pause processes: they still run and stop cleanly.
+      for (const id of [local, dflt, none]) expect(pidAlive(await pidOf(id))).toBe(true);
+    } finally {
+      for (const id of [local, dflt, none]) await stopAndRemove(client, id);
+    }
+
+    // A profile that is missing or not JSON is the pod's mistake: INVALID_ARGUMENT naming the file, nothing made.
+    const before = ids((await client.runtime.listPodSandbox({})).items);
+    const garbage = path.join(adapter.dir, 'not-a-profile.json');
+    writeFileSync(garbage, '{ not json');
+    for (const ref of [garbage, path.join(adapter.dir, 'no-such-profile.json')]) {
+      const err = await criError(runPod(client, seccompPod('seccomp-bad', { profileType: SecurityProfile_ProfileType.Localhost, localhostRef: ref })));
+      expect(err.code).toBe(Code.INVALID_ARGUMENT);
+      expect(err.details).toContain(ref);
+    }
+    expect(ids((await client.runtime.listPodSandbox({})).items)).toEqual(before);
+    // The failed attempts did not keep the name.
+    const ok = await runPod(client, seccompPod('seccomp-bad', { profileType: SecurityProfile_ProfileType.Localhost, localhostRef: profile }));
+    await stopAndRemove(client, ok);
   });
 
   it('answers ALREADY_EXISTS for a duplicate name until the first pod is removed', async () => {
