@@ -1,7 +1,8 @@
-import { Server, ServerCredentials, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { ConnectionInjector, Server, ServerCredentials, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { AuthorityRewritingSocket } from '../grpc/authority-rewrite';
 import type { Logger } from '../log/logger';
 
 /** True when some process accepts connections on the socket. */
@@ -22,12 +23,20 @@ export class SocketInUseError extends Error {}
  * The CRI gRPC server on a unix socket. A socket file left by a crashed
  * adapter is replaced; one that another live process still serves is a
  * startup error (two runtimes on one socket would split the kubelet's calls).
+ *
+ * The adapter accepts the socket's connections itself and hands each to
+ * grpc-js (its connection injector) through an AuthorityRewritingSocket, so
+ * gRPC clients that send the socket path as `:authority` (grpc-go < 1.57:
+ * kubelets up to 1.28) are served too; see src/grpc/authority-rewrite.ts.
  */
 export class CriServer {
   private readonly server = new Server({
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.max_send_message_length': 16 * 1024 * 1024,
   });
+
+  private readonly listener = net.createServer();
+  private injector: ConnectionInjector | undefined;
 
   constructor(
     private readonly socketPath: string,
@@ -51,22 +60,36 @@ export class CriServer {
       this.logger.info('removing stale socket', { socket: this.socketPath });
       await fs.unlink(this.socketPath);
     }
-    await new Promise<void>((resolve, reject) => {
-      this.server.bindAsync(`unix://${this.socketPath}`, ServerCredentials.createInsecure(), (err) =>
-        err ? reject(err) : resolve(),
+    const injector = this.server.createConnectionInjector(ServerCredentials.createInsecure());
+    this.injector = injector;
+    this.listener.on('connection', (socket) => {
+      const wrapped = new AuthorityRewritingSocket(socket, (err) =>
+        this.logger.warn('closing a CRI connection whose header blocks broke HTTP/2 after a rewrite', { reason: err.message }),
       );
+      // The http2 session owns the wrapper once injected; an error before that must not go unhandled.
+      wrapped.on('error', () => undefined);
+      injector.injectConnection(wrapped);
     });
-    // grpc-js creates the socket with the process umask; the kubelet runs as root, so group access is enough.
+    await new Promise<void>((resolve, reject) => {
+      this.listener.once('error', reject);
+      this.listener.listen(this.socketPath, () => {
+        this.listener.off('error', reject);
+        resolve();
+      });
+    });
+    // The socket is created with the process umask; the kubelet runs as root, so group access is enough.
     await fs.chmod(this.socketPath, 0o660);
     this.logger.info('serving CRI', { socket: this.socketPath });
   }
 
   /** Stops accepting calls, waits up to graceMs for in-flight ones, then cuts the rest. */
   async shutdown(graceMs: number): Promise<void> {
+    this.listener.close();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.logger.warn('in-flight CRI calls did not finish in time; closing them', { graceMs });
         this.server.forceShutdown();
+        this.injector?.destroy();
         resolve();
       }, graceMs);
       this.server.tryShutdown(() => {

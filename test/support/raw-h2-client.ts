@@ -1,0 +1,157 @@
+import net from 'node:net';
+import { HeaderField, HpackDecoder, HpackEncoder } from '../../src/grpc/hpack';
+
+/**
+ * A bare HTTP/2 client over a unix socket that writes the frames itself, so a
+ * test can send exactly the bytes an old gRPC client sends (what real client
+ * libraries no longer produce). It answers the server's SETTINGS and PINGs and
+ * collects each stream's headers, data, trailers or reset.
+ */
+
+export const FRAME = { DATA: 0x0, HEADERS: 0x1, RST_STREAM: 0x3, SETTINGS: 0x4, PING: 0x6, GOAWAY: 0x7, WINDOW_UPDATE: 0x8, CONTINUATION: 0x9 } as const;
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+export function h2Frame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(streamId, 5);
+  return Buffer.concat([h, payload]);
+}
+
+export interface StreamResult {
+  headers?: HeaderField[];
+  data: Buffer;
+  trailers?: HeaderField[];
+  /** RST_STREAM error code, when the server reset the stream. */
+  reset?: number;
+}
+
+export class RawH2Client {
+  private buf = Buffer.alloc(0);
+  private readonly decoder = new HpackDecoder();
+  /** Grpc-go's style: literals with incremental indexing, Huffman-coded. */
+  readonly encoder = new HpackEncoder({ indexing: true, huffman: true });
+  private readonly streams = new Map<number, StreamResult & { done: () => void }>();
+  private block: { streamId: number; flags: number; parts: Buffer[] } | undefined;
+  goaway: { lastStreamId: number; code: number } | undefined;
+  private closed = false;
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.on('data', (c: Buffer) => this.onData(c));
+    socket.on('close', () => {
+      this.closed = true;
+      for (const s of this.streams.values()) s.done();
+    });
+    socket.on('error', () => undefined);
+  }
+
+  static connect(socketPath: string): Promise<RawH2Client> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(socketPath, () => {
+        // As grpc-go: preface, SETTINGS, and a connection WINDOW_UPDATE.
+        const wu = Buffer.alloc(4);
+        wu.writeUInt32BE(65535 * 16);
+        s.write(Buffer.concat([PREFACE, h2Frame(FRAME.SETTINGS, 0, 0), h2Frame(FRAME.WINDOW_UPDATE, 0, 0, wu)]));
+        resolve(new RawH2Client(s));
+      });
+      s.once('error', reject);
+    });
+  }
+
+  /** Sends one request (HEADERS with `fields`, then one DATA frame with END_STREAM) and waits for its end. */
+  request(streamId: number, fields: HeaderField[], body: Buffer, timeoutMs = 10_000): Promise<StreamResult & { headerBlock: Buffer }> {
+    const headerBlock = this.encoder.encode(fields);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`stream ${streamId}: no end in ${timeoutMs} ms`)), timeoutMs);
+      const result: StreamResult & { done: () => void } = {
+        data: Buffer.alloc(0),
+        done: () => {
+          clearTimeout(timer);
+          const { done: _d, ...rest } = result;
+          resolve({ ...rest, headerBlock });
+        },
+      };
+      this.streams.set(streamId, result);
+      if (this.closed) return result.done();
+      this.socket.write(Buffer.concat([h2Frame(FRAME.HEADERS, 0x4, streamId, headerBlock), h2Frame(FRAME.DATA, 0x1, streamId, body)]));
+    });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    this.buf = Buffer.concat([this.buf, chunk]);
+    while (this.buf.length >= 9) {
+      const len = this.buf.readUIntBE(0, 3);
+      if (this.buf.length < 9 + len) return;
+      const type = this.buf[3]!;
+      const flags = this.buf[4]!;
+      const streamId = this.buf.readUInt32BE(5) & 0x7fffffff;
+      const payload = this.buf.subarray(9, 9 + len);
+      this.buf = this.buf.subarray(9 + len);
+      this.onFrame(type, flags, streamId, payload);
+    }
+  }
+
+  private onFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
+    const s = this.streams.get(streamId);
+    switch (type) {
+      case FRAME.SETTINGS:
+        if (!(flags & 0x1)) this.socket.write(h2Frame(FRAME.SETTINGS, 0x1, 0));
+        break;
+      case FRAME.PING:
+        if (!(flags & 0x1)) this.socket.write(h2Frame(FRAME.PING, 0x1, 0, payload));
+        break;
+      case FRAME.GOAWAY:
+        this.goaway = { lastStreamId: payload.readUInt32BE(0) & 0x7fffffff, code: payload.readUInt32BE(4) };
+        break;
+      case FRAME.RST_STREAM:
+        if (s) {
+          s.reset = payload.readUInt32BE(0);
+          s.done();
+        }
+        break;
+      case FRAME.DATA:
+        if (s) {
+          s.data = Buffer.concat([s.data, payload]);
+          if (flags & 0x1) s.done();
+        }
+        break;
+      case FRAME.HEADERS:
+      case FRAME.CONTINUATION: {
+        let p = payload;
+        if (type === FRAME.HEADERS) {
+          if (flags & 0x8) p = p.subarray(1, p.length - p[0]!);
+          if (flags & 0x20) p = p.subarray(5);
+          this.block = { streamId, flags, parts: [] };
+        }
+        this.block!.parts.push(p);
+        if (flags & 0x4) {
+          const fields = this.decoder.decode(Buffer.concat(this.block!.parts));
+          const target = this.streams.get(this.block!.streamId);
+          if (target) {
+            if (target.headers) target.trailers = fields;
+            else target.headers = fields;
+            if (this.block!.flags & 0x1) target.done();
+          }
+          this.block = undefined;
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+}
+
+/** A gRPC message: compressed flag, 4-byte length, the protobuf bytes. */
+export function grpcMessage(bytes: Uint8Array): Buffer {
+  const b = Buffer.alloc(5 + bytes.length);
+  b.writeUInt32BE(bytes.length, 1);
+  Buffer.from(bytes).copy(b, 5);
+  return b;
+}

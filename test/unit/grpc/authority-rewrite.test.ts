@@ -1,0 +1,165 @@
+import { ClientProtocolError, ClientStreamRewriter, sanitizeAuthority } from '../../../src/grpc/authority-rewrite';
+import { HeaderField, HpackDecoder, HpackEncoder } from '../../../src/grpc/hpack';
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(streamId, 5);
+  return Buffer.concat([h, payload]);
+}
+const SETTINGS = frame(0x4, 0, 0, Buffer.from([0, 4, 0, 0x40, 0, 0]));
+const dataFrame = (streamId: number) => frame(0x0, 0x1, streamId, Buffer.from([0, 0, 0, 0, 0]));
+
+interface Frame {
+  type: number;
+  flags: number;
+  streamId: number;
+  payload: Buffer;
+}
+function parseFrames(bytes: Buffer): Frame[] {
+  expect(bytes.subarray(0, PREFACE.length)).toEqual(PREFACE);
+  const frames: Frame[] = [];
+  for (let pos = PREFACE.length; pos < bytes.length; ) {
+    const len = bytes.readUIntBE(pos, 3);
+    frames.push({ type: bytes[pos + 3]!, flags: bytes[pos + 4]!, streamId: bytes.readUInt32BE(pos + 5), payload: bytes.subarray(pos + 9, pos + 9 + len) });
+    pos += 9 + len;
+  }
+  return frames;
+}
+
+/** What nghttp2 would decode from the rewritten stream: one decoder for the whole connection. */
+function serverView(bytes: Buffer): Array<{ streamId: number; flags: number; fields?: HeaderField[]; type: number }> {
+  const d = new HpackDecoder();
+  const out: Array<{ streamId: number; flags: number; fields?: HeaderField[]; type: number }> = [];
+  let block: Buffer[] = [];
+  for (const fr of parseFrames(bytes)) {
+    if (fr.type === 0x1 || fr.type === 0x9) {
+      let p = fr.payload;
+      if (fr.type === 0x1 && fr.flags & 0x8) p = p.subarray(1, p.length - p[0]!);
+      if (fr.type === 0x1 && fr.flags & 0x20) p = p.subarray(5);
+      block.push(p);
+      if (fr.flags & 0x4) {
+        out.push({ type: 0x1, streamId: fr.streamId, flags: fr.flags, fields: d.decode(Buffer.concat(block)) });
+        block = [];
+      }
+    } else {
+      out.push({ type: fr.type, streamId: fr.streamId, flags: fr.flags });
+    }
+  }
+  return out;
+}
+
+function feedInPieces(bytes: Buffer, cut: number, rw = new ClientStreamRewriter()): Buffer {
+  const out: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += cut) out.push(...rw.feed(bytes.subarray(i, i + cut)));
+  return Buffer.concat(out);
+}
+
+const request = (authority: string, path = '/runtime.v1.RuntimeService/Version'): HeaderField[] => [
+  { name: ':method', value: 'POST' },
+  { name: ':scheme', value: 'http' },
+  { name: ':path', value: path },
+  { name: ':authority', value: authority },
+  { name: 'content-type', value: 'application/grpc' },
+  { name: 'user-agent', value: 'grpc-go/1.51.0' },
+  { name: 'te', value: 'trailers' },
+];
+
+/** Two calls as grpc-go < 1.57 sends them: the authority a Huffman literal with indexing, then an index. */
+function oldClientBytes(authority: string): Buffer {
+  const e = new HpackEncoder({ indexing: true, huffman: true });
+  const first = e.encode(request(authority));
+  const second = e.encode(request(authority));
+  expect(second.length).toBeLessThan(first.length);
+  return Buffer.concat([PREFACE, SETTINGS, frame(0x1, 0x4, 1, first), dataFrame(1), frame(0x1, 0x4, 3, second), dataFrame(3)]);
+}
+
+describe('sanitizeAuthority', () => {
+  it('percent-encodes what nghttp2 refuses and keeps valid authorities', () => {
+    expect(sanitizeAuthority('/run/cri-adapter/cri-adapter.sock')).toBe('%2Frun%2Fcri-adapter%2Fcri-adapter.sock');
+    expect(sanitizeAuthority('localhost')).toBe('localhost');
+    expect(sanitizeAuthority('%2Frun%2Fx.sock')).toBe('%2Frun%2Fx.sock');
+    expect(sanitizeAuthority('[::1]:443')).toBe('[::1]:443');
+    expect(sanitizeAuthority('a b\x7f')).toBe('a%20b%7F');
+  });
+});
+
+describe('ClientStreamRewriter', () => {
+  it('rewrites an old client\'s path authority in both calls, however the bytes are cut', () => {
+    const bytes = oldClientBytes('/run/cri-adapter/cri-adapter.sock');
+    for (const cut of [1, 7, 9, 10, 33, 1000]) {
+      const rw = new ClientStreamRewriter();
+      const view = serverView(feedInPieces(bytes, cut, rw));
+      expect(rw.rewrites).toBe(2);
+      expect(view.map((v) => [v.type, v.streamId])).toEqual([[0x4, 0], [0x1, 1], [0x0, 1], [0x1, 3], [0x0, 3]]);
+      for (const v of view.filter((x) => x.fields)) {
+        expect(v.fields).toEqual(request('%2Frun%2Fcri-adapter%2Fcri-adapter.sock'));
+        expect(v.flags & 0x4).toBe(0x4);
+      }
+    }
+  });
+
+  it('passes a modern client\'s bytes through unchanged', () => {
+    const bytes = oldClientBytes('%2Frun%2Fcri-adapter%2Fcri-adapter.sock');
+    const rw = new ClientStreamRewriter();
+    expect(feedInPieces(bytes, 5, rw)).toEqual(bytes);
+    expect(rw.rewrites).toBe(0);
+  });
+
+  it('keeps the tables in step when a rewrite starts after indexed blocks of a modern-looking client', () => {
+    const e = new HpackEncoder({ indexing: true, huffman: true });
+    const bytes = Buffer.concat([
+      PREFACE,
+      frame(0x1, 0x5, 1, e.encode(request('localhost'))),
+      frame(0x1, 0x5, 3, e.encode(request('/odd/one'))),
+      frame(0x1, 0x5, 5, e.encode(request('localhost'))),
+    ]);
+    const view = serverView(feedInPieces(bytes, 3));
+    expect(view.map((v) => v.fields)).toEqual([request('localhost'), request('%2Fodd%2Fone'), request('localhost')]);
+    expect(view.map((v) => v.flags & 0x1)).toEqual([1, 1, 1]);
+  });
+
+  it('reads padded, prioritised and CONTINUATION-split blocks, and splits large ones at 16384 bytes', () => {
+    const e = new HpackEncoder({ indexing: true, huffman: false });
+    const fields = [...request('/run/x.sock'), { name: 'x-big', value: 'v'.repeat(40000) }];
+    const block = e.encode(fields);
+    const prio = Buffer.from([0x80, 0, 0, 1, 15]);
+    const pad = Buffer.alloc(6);
+    const first = Buffer.concat([Buffer.from([pad.length]), prio, block.subarray(0, 100), pad]);
+    const bytes = Buffer.concat([
+      PREFACE,
+      frame(0x1, 0x8 | 0x20 | 0x1, 1, first),
+      frame(0x9, 0, 1, block.subarray(100, 20000)),
+      frame(0x9, 0x4, 1, block.subarray(20000)),
+    ]);
+    const out = feedInPieces(bytes, 4096);
+    const frames = parseFrames(out);
+    expect(frames.every((fr) => fr.payload.length <= 16384)).toBe(true);
+    expect(frames.map((fr) => fr.type)).toEqual([0x1, 0x9, 0x9]);
+    expect(frames[0]!.flags).toBe(0x20 | 0x1);
+    expect(frames[0]!.payload.subarray(0, 5)).toEqual(prio);
+    expect(frames[2]!.flags).toBe(0x4);
+    const view = serverView(out);
+    expect(view[0]!.fields).toEqual([...request('%2Frun%2Fx.sock'), { name: 'x-big', value: 'v'.repeat(40000) }]);
+  });
+
+  it('hands a broken block to nghttp2 unchanged while passing through, and cuts the connection after a rewrite', () => {
+    const garbage = Buffer.concat([PREFACE, frame(0x1, 0x4, 1, Buffer.from([0xbe])), dataFrame(1)]);
+    expect(feedInPieces(garbage, 2)).toEqual(garbage);
+    const interleaved = Buffer.concat([PREFACE, frame(0x1, 0, 1, new HpackEncoder({ indexing: true, huffman: true }).encode(request('x'))), dataFrame(1)]);
+    expect(feedInPieces(interleaved, 3)).toEqual(interleaved);
+
+    const e = new HpackEncoder({ indexing: true, huffman: true });
+    const afterRewrite = Buffer.concat([PREFACE, frame(0x1, 0x4, 1, e.encode(request('/a/b'))), frame(0x1, 0x4, 3, Buffer.from([0xff]))]);
+    expect(() => feedInPieces(afterRewrite, 1000)).toThrow(ClientProtocolError);
+  });
+
+  it('passes anything that is not an HTTP/2 preface through untouched', () => {
+    const http1 = Buffer.from('GET / HTTP/1.1\r\nHost: /x\r\n\r\n');
+    expect(feedInPieces(http1, 4)).toEqual(http1);
+  });
+});
