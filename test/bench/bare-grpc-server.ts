@@ -3,21 +3,35 @@
  * constant, in its own process: the cost of any Node gRPC server on a unix
  * socket, with none of the adapter's code. The version-status scenario
  * measures it to show what part of the adapter's latency is Node's floor.
+ * With a second argument `edge` it serves through the adapter's CriServer
+ * (connections accepted by the adapter and passed through the authority
+ * rewriter into grpc-js's connection injector) instead of grpc-js's own
+ * bindAsync: the pair measures what that path costs a call.
  */
 import { Server, ServerCredentials, status } from '@grpc/grpc-js';
+import { CriServer } from '../../src/cri/server';
 import { RuntimeServiceService } from '../../src/gen/runtime/v1/api';
+import { silentLogger } from '../../src/log/logger';
 
 const socket = process.argv[2]!;
-const server = new Server();
+const viaEdge = process.argv[3] === 'edge';
 const impl: Record<string, unknown> = {};
 for (const name of Object.keys(RuntimeServiceService)) {
   impl[name] = (_call: unknown, cb: (err: unknown, res?: unknown) => void) => cb({ code: status.UNIMPLEMENTED });
 }
 impl.version = (_call: unknown, cb: (err: null, res: unknown) => void) =>
   cb(null, { version: '0.1.0', runtimeName: 'bare', runtimeVersion: '0.0.0', runtimeApiVersion: 'v1' });
-server.addService(RuntimeServiceService, impl as never);
-server.bindAsync(`unix://${socket}`, ServerCredentials.createInsecure(), (err) => {
-  if (err) throw err;
-  process.stdout.write('ready\n');
-});
-process.on('SIGTERM', () => server.forceShutdown());
+if (viaEdge) {
+  const edge = new CriServer(socket, silentLogger());
+  edge.addService(RuntimeServiceService, impl as never);
+  void edge.listen().then(() => process.stdout.write('ready\n'));
+  process.on('SIGTERM', () => void edge.shutdown(0));
+} else {
+  const server = new Server();
+  server.addService(RuntimeServiceService, impl as never);
+  server.bindAsync(`unix://${socket}`, ServerCredentials.createInsecure(), (err) => {
+    if (err) throw err;
+    process.stdout.write('ready\n');
+  });
+  process.on('SIGTERM', () => server.forceShutdown());
+}

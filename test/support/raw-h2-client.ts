@@ -79,6 +79,15 @@ export class RawH2Client {
     });
   }
 
+  private nextStreamId = 1;
+
+  /** `request` on the next free stream ID. */
+  call(fields: HeaderField[], body: Buffer): Promise<StreamResult & { headerBlock: Buffer }> {
+    const id = this.nextStreamId;
+    this.nextStreamId += 2;
+    return this.request(id, fields, body);
+  }
+
   close(): void {
     this.socket.destroy();
   }

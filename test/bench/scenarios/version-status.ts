@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { criClient } from '../../support/cri-client';
+import { criClient, CriClient } from '../../support/cri-client';
+import { grpcMessage, RawH2Client } from '../../support/raw-h2-client';
+import { VersionRequest } from '../../../src/gen/runtime/v1/api';
 import { compare } from '../measure';
 import type { BenchRow, Scenario } from '../types';
 
@@ -49,6 +51,7 @@ export const versionStatus: Scenario = {
       });
       const f = await compare(() => bareClient.runtime.version({ version: '' }), floor, opts);
       rows.push({ scenario: 'Version', subject: 'bare grpc-js server', reference: 'containerd Version (direct)', subjectSample: f.subject, referenceSample: f.reference });
+      rows.push(...(await edgeCost(dir, socket, bareClient, opts)));
     } finally {
       bareClient.close();
       bare.kill('SIGTERM');
@@ -57,3 +60,65 @@ export const versionStatus: Scenario = {
     return rows;
   },
 };
+
+/**
+ * What the adapter's own connection path (CriServer: the authority rewriter in
+ * front of grpc-js's connection injector) costs a call, on the bare server:
+ * a modern client through it against grpc-js's bindAsync, and an old client
+ * (socket path as :authority, every header block re-encoded) against a modern
+ * one, both through it, with the same raw HTTP/2 client.
+ */
+async function edgeCost(
+  dir: string,
+  bindSocket: string,
+  bindClient: CriClient,
+  opts: { warmup: number; rounds: number; perRound: number },
+): Promise<BenchRow[]> {
+  const socket = path.join(dir, 'edge.sock');
+  const edge = spawn(process.execPath, [path.join(__dirname, '..', 'bare-grpc-server.js'), socket, 'edge'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => edge.stdout!.once('data', () => resolve()));
+  const edgeClient = criClient(socket);
+  const rawOld = await RawH2Client.connect(socket);
+  const rawNew = await RawH2Client.connect(socket);
+  const body = grpcMessage(VersionRequest.encode({ version: '0.1.0' }).finish());
+  const fields = (authority: string) => [
+    { name: ':method', value: 'POST' },
+    { name: ':scheme', value: 'http' },
+    { name: ':path', value: '/runtime.v1.RuntimeService/Version' },
+    { name: ':authority', value: authority },
+    { name: 'content-type', value: 'application/grpc' },
+    { name: 'user-agent', value: 'grpc-go/1.51.0' },
+    { name: 'te', value: 'trailers' },
+  ];
+  const rawCall = (c: RawH2Client, authority: string) => async () => {
+    const r = await c.call(fields(authority), body);
+    if (r.reset !== undefined || !r.trailers?.some((f) => f.name === 'grpc-status' && f.value === '0')) throw new Error('raw Version call failed');
+  };
+  try {
+    const m = await compare(() => edgeClient.runtime.version({ version: '' }), () => bindClient.runtime.version({ version: '' }), opts);
+    const o = await compare(rawCall(rawOld, socket), rawCall(rawNew, 'localhost'), opts);
+    return [
+      {
+        scenario: 'Version',
+        subject: 'bare server via CriServer (rewriter)',
+        reference: 'bare server via bindAsync',
+        subjectSample: m.subject,
+        referenceSample: m.reference,
+        note: 'grpc-js client (modern :authority): the cost of accepting connections through the rewriter',
+      },
+      {
+        scenario: 'Version',
+        subject: 'old client (path :authority, re-encoded)',
+        reference: 'modern client (passed through)',
+        subjectSample: o.subject,
+        referenceSample: o.reference,
+        note: 'raw HTTP/2 client, both through CriServer',
+      },
+    ];
+  } finally {
+    rawOld.close();
+    rawNew.close();
+    edgeClient.close();
+    edge.kill('SIGTERM');
+  }
+}
