@@ -13,22 +13,11 @@ import { VersionRequest, VersionResponse } from '../../src/gen/runtime/v1/api';
 import { HeaderField, huffmanEncode } from '../../src/grpc/hpack';
 import { loadHarnessEnv } from '../harness/env';
 import { AdapterProcess, startAdapter } from '../support/adapter-process';
-import { grpcMessage, RawH2Client } from '../support/raw-h2-client';
+import { grpcCallFields, grpcMessage, RawH2Client } from '../support/raw-h2-client';
 
 const NGHTTP2_PROTOCOL_ERROR = 1;
 
-function versionCall(authority: string, extra: HeaderField[] = []): HeaderField[] {
-  return [
-    { name: ':method', value: 'POST' },
-    { name: ':scheme', value: 'http' },
-    { name: ':path', value: '/runtime.v1.RuntimeService/Version' },
-    { name: ':authority', value: authority },
-    { name: 'content-type', value: 'application/grpc' },
-    { name: 'user-agent', value: 'grpc-go/1.51.0' },
-    { name: 'te', value: 'trailers' },
-    ...extra,
-  ];
-}
+const versionCall = (authority: string, extra: HeaderField[] = []) => grpcCallFields(authority, undefined, extra);
 const versionBody = grpcMessage(VersionRequest.encode({ version: '0.1.0' }).finish());
 const header = (fields: HeaderField[] | undefined, name: string) => fields?.find((f) => f.name === name)?.value;
 

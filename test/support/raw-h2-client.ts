@@ -157,6 +157,20 @@ export class RawH2Client {
   }
 }
 
+/** The header fields of a unary gRPC call as grpc-go 1.51 sends them, `:authority` as given. */
+export function grpcCallFields(authority: string, path = '/runtime.v1.RuntimeService/Version', extra: HeaderField[] = []): HeaderField[] {
+  return [
+    { name: ':method', value: 'POST' },
+    { name: ':scheme', value: 'http' },
+    { name: ':path', value: path },
+    { name: ':authority', value: authority },
+    { name: 'content-type', value: 'application/grpc' },
+    { name: 'user-agent', value: 'grpc-go/1.51.0' },
+    { name: 'te', value: 'trailers' },
+    ...extra,
+  ];
+}
+
 /** A gRPC message: compressed flag, 4-byte length, the protobuf bytes. */
 export function grpcMessage(bytes: Uint8Array): Buffer {
   const b = Buffer.alloc(5 + bytes.length);

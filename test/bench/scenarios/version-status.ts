@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { criClient, CriClient } from '../../support/cri-client';
-import { grpcMessage, RawH2Client } from '../../support/raw-h2-client';
+import { grpcCallFields, grpcMessage, RawH2Client } from '../../support/raw-h2-client';
 import { VersionRequest } from '../../../src/gen/runtime/v1/api';
 import { compare } from '../measure';
 import type { BenchRow, Scenario } from '../types';
@@ -81,17 +81,8 @@ async function edgeCost(
   const rawOld = await RawH2Client.connect(socket);
   const rawNew = await RawH2Client.connect(socket);
   const body = grpcMessage(VersionRequest.encode({ version: '0.1.0' }).finish());
-  const fields = (authority: string) => [
-    { name: ':method', value: 'POST' },
-    { name: ':scheme', value: 'http' },
-    { name: ':path', value: '/runtime.v1.RuntimeService/Version' },
-    { name: ':authority', value: authority },
-    { name: 'content-type', value: 'application/grpc' },
-    { name: 'user-agent', value: 'grpc-go/1.51.0' },
-    { name: 'te', value: 'trailers' },
-  ];
   const rawCall = (c: RawH2Client, authority: string) => async () => {
-    const r = await c.call(fields(authority), body);
+    const r = await c.call(grpcCallFields(authority), body);
     if (r.reset !== undefined || !r.trailers?.some((f) => f.name === 'grpc-status' && f.value === '0')) throw new Error('raw Version call failed');
   };
   try {

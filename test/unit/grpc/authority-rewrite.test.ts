@@ -1,16 +1,10 @@
 import { ClientProtocolError, ClientStreamRewriter, sanitizeAuthority } from '../../../src/grpc/authority-rewrite';
 import { HeaderField, HpackDecoder, HpackEncoder } from '../../../src/grpc/hpack';
+import { grpcCallFields, h2Frame } from '../../support/raw-h2-client';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
-function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(streamId, 5);
-  return Buffer.concat([h, payload]);
-}
+const frame = h2Frame;
 const SETTINGS = frame(0x4, 0, 0, Buffer.from([0, 4, 0, 0x40, 0, 0]));
 const dataFrame = (streamId: number) => frame(0x0, 0x1, streamId, Buffer.from([0, 0, 0, 0, 0]));
 
@@ -59,15 +53,7 @@ function feedInPieces(bytes: Buffer, cut: number, rw = new ClientStreamRewriter(
   return Buffer.concat(out);
 }
 
-const request = (authority: string, path = '/runtime.v1.RuntimeService/Version'): HeaderField[] => [
-  { name: ':method', value: 'POST' },
-  { name: ':scheme', value: 'http' },
-  { name: ':path', value: path },
-  { name: ':authority', value: authority },
-  { name: 'content-type', value: 'application/grpc' },
-  { name: 'user-agent', value: 'grpc-go/1.51.0' },
-  { name: 'te', value: 'trailers' },
-];
+const request = (authority: string): HeaderField[] => grpcCallFields(authority);
 
 /** Two calls as grpc-go < 1.57 sends them: the authority a Huffman literal with indexing, then an index. */
 function oldClientBytes(authority: string): Buffer {
