@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import type { RuntimeEnvironment } from './oci';
 import { promises as fs } from 'node:fs';
 import type { AdapterConfig } from './config/load';
 import { ContainerdConnection } from './containerd/connection';
@@ -34,6 +35,8 @@ export interface AdapterServices {
   stats: StatsService;
   streaming: StreamingService;
   events: EventMonitor;
+  /** What was measured of this node at start. */
+  env: RuntimeEnvironment;
 }
 
 /**
@@ -109,7 +112,7 @@ export function buildServices(
   images.watch(events);
   sandboxes.watch(events);
   containers.watch(events);
-  return { containerd, cni, cdi, registry, images, sandboxes, containers, stats, streaming, events };
+  return { containerd, cni, cdi, registry, images, sandboxes, containers, stats, streaming, events, env };
 }
 
 /**
@@ -189,6 +192,7 @@ export class Daemon {
         streaming: services.streaming,
         logger,
         adapterVersion: this.adapterVersion,
+        env: services.env,
         recovered: () => this.recoveredFlag,
       },
       this.drain.signal,

@@ -15,6 +15,7 @@ import type { ContainerContext } from './context';
 import { listDevices, lookupDevice, lookupPropagation } from './host-lookups';
 import { readImageFile } from './image-files';
 import { checkImageMounts, imageMountDeps, prepareImageMounts } from './image-mounts';
+import { podUserNamespace } from '../oci/userns';
 import { containerName, ContainerRecord, toMetadata } from './model';
 
 /** The log file's absolute path; a path that escapes the pod's log directory is refused. */
@@ -65,7 +66,11 @@ export async function createContainer(
   const mark = (phase: string) => (phases[phase] = +(performance.now() - t0).toFixed(1));
   try {
     const runtime = ctx.config.runtimes[sandbox.runtimeHandler] ?? ctx.config.runtimes[ctx.config.defaultRuntime]!;
-    const rootfs = { snapshotter: ctx.config.snapshotter, key: id, parent: image.chainId ?? '' };
+    const userns = podUserNamespace(sandbox.config.linux?.securityContext?.namespaceOptions, 'sandbox_config.linux.security_context.namespace_options');
+    const parent = userns
+      ? await step('remap image for the user namespace', () => ctx.images.remapped.parentFor(image, userns, call))
+      : image.chainId ?? '';
+    const rootfs = { snapshotter: ctx.config.snapshotter, key: id, parent };
     const { value: record } = await createOnRootfs(ctx.conn, rootfs, {
       what: 'container',
       build: async (mounts, leased) => {

@@ -8,6 +8,7 @@ import type { ContainerService } from '../container/service';
 import type { StatsService } from '../stats/service';
 import type { StreamingService } from '../streaming/service';
 import type { HandlerFeatures } from '../host/runtime-features';
+import type { RuntimeEnvironment } from '../oci';
 
 /** What the CRI layer needs from the domain below it. */
 export interface CriDeps {
@@ -24,6 +25,8 @@ export interface CriDeps {
   logger: Logger;
   /** False until the daemon has rebuilt its state from containerd; calls that need that state wait for it. */
   recovered(): boolean;
+  /** What was measured of this node at start (what the runtime handlers' features depend on). */
+  env: RuntimeEnvironment;
   /** The adapter's own version (package.json). */
   adapterVersion: string;
 }

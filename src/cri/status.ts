@@ -55,8 +55,8 @@ export function statusHandler(deps: CriDeps): UnaryHandler<StatusRequest, Status
         features: {
           // Probed from the handler's own runc at start ("" is the default handler).
           recursiveReadOnlyMounts: deps.runtimeFeatures.get(name || config.defaultRuntime)?.recursiveReadOnlyMounts ?? false,
-          // User namespaces are not implemented; claim nothing we don't do.
-          userNamespaces: false,
+          // The kernel allows user namespaces; pods get them through the pause process (no idmapped mounts needed).
+          userNamespaces: deps.env.userNamespaces ?? false,
         },
       })),
       // Supplemental groups are resolved by the adapter (oci/user.ts) and runc sets exactly those.

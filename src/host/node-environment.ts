@@ -36,6 +36,7 @@ export function probeNodeEnvironment(cgroupDriver: 'cgroupfs' | 'systemd'): Runt
       swapAvailable: cgroupV2 ? existsSync('/sys/fs/cgroup/memory.swap.max') : existsSync('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes'),
       hugetlbAvailable: cgroupV2 ? readOr('/sys/fs/cgroup/cgroup.controllers', '').includes('hugetlb') : existsSync('/sys/fs/cgroup/hugetlb'),
     },
+    userNamespaces: existsSync('/proc/self/ns/user') && Number.parseInt(readOr('/proc/sys/user/max_user_namespaces', '0'), 10) > 0,
     nodeHostname: os.hostname(),
   };
 }

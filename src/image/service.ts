@@ -1,4 +1,5 @@
 import { nowNs } from '../util/time';
+import { RemappedSnapshots } from './remap';
 import { promises as fs } from 'node:fs';
 import type { CallContext } from '../containerd/call';
 import type { ContainerdConnection } from '../containerd/connection';
@@ -48,6 +49,9 @@ interface SharedPull {
  */
 export class ImageService {
   private readonly inFlight = new Map<string, SharedPull>();
+  /** Copies of image snapshots owned by a pod user namespace's IDs. */
+  readonly remapped: RemappedSnapshots;
+
   constructor(
     private readonly conn: ContainerdConnection,
     readonly store: ImageStore,
@@ -59,7 +63,9 @@ export class ImageService {
      * in words for RemoveImage's error; undefined when nobody does.
      */
     private readonly userOf: (imageId: string) => string | undefined,
-  ) {}
+  ) {
+    this.remapped = new RemappedSnapshots({ conn, snapshotter: settings.snapshotter, logger });
+  }
 
   /**
    * After any gap in containerd's event stream (a containerd restart, however

@@ -12,7 +12,7 @@ export interface LayerToUnpack {
   diffId: string;
 }
 
-async function snapshotExists(conn: ContainerdConnection, snapshotter: string, key: string, ctx: CallContext): Promise<boolean> {
+export async function snapshotExists(conn: ContainerdConnection, snapshotter: string, key: string, ctx: CallContext): Promise<boolean> {
   return (await unlessNotFound(conn.snapshots.stat({ snapshotter, key }, ctx))) !== undefined;
 }
 

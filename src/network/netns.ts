@@ -35,6 +35,23 @@ export async function createNetns(name: string, signal?: AbortSignal): Promise<s
   return netnsPath(name);
 }
 
+/**
+ * Names the network namespace a process already has, so it outlives the
+ * process like one made by createNetns. A pod with a user namespace needs
+ * this: its network namespace must belong to that user namespace (or the
+ * pod cannot mount sysfs), so runc creates it inside, and CNI then wires it
+ * up through the name, before the pause process is started.
+ */
+export async function adoptNetns(name: string, pid: number, signal?: AbortSignal): Promise<string> {
+  try {
+    await run('ip', ['netns', 'attach', name, String(pid)], { signal });
+  } catch (err) {
+    throw new InternalError(`naming the network namespace of process ${pid} as ${name}: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
+  }
+  await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']).catch(() => undefined);
+  return netnsPath(name);
+}
+
 /** Removes a namespace; a missing one is fine (remove is idempotent). */
 export async function removeNetns(name: string): Promise<void> {
   if (!existsSync(netnsPath(name))) return;

@@ -15,7 +15,8 @@ import {
   sandboxFileBinds,
   withBindMounts,
 } from './mounts';
-import { containerNamespaces, rejectUserNamespace, withNamespaces } from './namespaces';
+import { containerNamespaces, nsPath, withNamespaces } from './namespaces';
+import { podUserNamespace, sameMapping, withUserNamespace } from './userns';
 import type { ImageConfig, OciSpec, SpecOpt } from './oci-types';
 import { applyOpts } from './oci-types';
 import { containerEnv, resolveProcessArgs, resolveWorkingDir, withCwd, withEnv, withProcessArgs, withTerminal } from './process';
@@ -83,7 +84,13 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpecOutp
   if (privileged && !sandboxSc?.privileged) {
     throw invalidField(`${SC}.privileged`, 'the pod sandbox was not created privileged, so no container in it can be');
   }
-  rejectUserNamespace(sc?.namespaceOptions, `${SC}.namespace_options`);
+  // The pod's user namespace decides; a container may only repeat it (the kubelet sends it on both).
+  const userns = podUserNamespace(sandboxSc?.namespaceOptions, `sandbox_config.${SC}.namespace_options`);
+  const own = podUserNamespace(sc?.namespaceOptions, `${SC}.namespace_options`);
+  if (sc?.namespaceOptions?.usernsOptions && own !== undefined && !sameMapping(own, userns)) {
+    throw invalidField(`${SC}.namespace_options.userns_options`, "must be the pod's own user namespace mappings");
+  }
+  if (userns && privileged) throw invalidField(`${SC}.privileged`, 'a container in a pod with a user namespace cannot be privileged');
   checkAppArmor(sc?.apparmor, sc?.apparmorProfile ?? '', `${SC}.apparmor`);
 
   const user = resolveUser(selectUserSource(sc ?? {}, input.imageConfig.User, SC), {
@@ -179,6 +186,7 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpecOutp
     opts.push(withOomScoreAdj(toSafeNumber(resources.oomScoreAdj, 'linux.resources.oom_score_adj'), env.minOomScoreAdj));
   }
   opts.push(withCgroupsPath(cgroupsPath(sandboxConfig.linux?.cgroupParent ?? '', input.containerId, env.cgroupDriver)));
+  if (userns) opts.push(withUserNamespace(userns, nsPath(input.sandboxPid, 'user')));
 
   const md = sandboxConfig.metadata;
   opts.push(

@@ -27,6 +27,11 @@ export interface RuntimeEnvironment {
   cgroup?: CgroupCapabilities;
   /** runc and the kernel support the "rro" mount option. */
   recursiveReadOnlyMounts?: boolean;
+  /**
+   * The kernel lets a process create user namespaces (/proc/sys/user/max_user_namespaces > 0), so pods
+   * with `hostUsers: false` can run here (with a remapped copy of their image: no idmapped mounts needed).
+   */
+  userNamespaces?: boolean;
   /** The node's hostname, for HOSTNAME of host-network pods whose config has none. */
   nodeHostname?: string;
   /** Runtime-handler patterns of pod annotations copied into OCI annotations. */

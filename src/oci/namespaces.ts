@@ -3,7 +3,7 @@ import type { NamespaceOption } from '../gen/runtime/v1/api';
 import type { OciNamespace, OciNamespaceType, SpecOpt } from './oci-types';
 import { invalidField } from './validate';
 
-export function nsPath(pid: number, type: 'net' | 'ipc' | 'uts' | 'pid'): string {
+export function nsPath(pid: number, type: 'net' | 'ipc' | 'uts' | 'pid' | 'user'): string {
   return `/proc/${pid}/ns/${type}`;
 }
 
@@ -17,19 +17,6 @@ export function withNamespaces(namespaces: readonly OciNamespace[]): SpecOpt {
 /** Whether the spec creates or joins a namespace of this type (rather than using the host's). */
 export function hasNamespace(spec: { linux: { namespaces?: OciNamespace[] } }, type: OciNamespaceType): boolean {
   return (spec.linux.namespaces ?? []).some((n) => n.type === type);
-}
-
-/**
- * User namespaces are not offered (the Status RPC does not advertise them),
- * so the kubelet should never ask; refuse rather than run a pod that
- * expected remapped IDs as real root.
- */
-export function rejectUserNamespace(ns: NamespaceOption | undefined, field: string): void {
-  const u = ns?.usernsOptions;
-  if (!u) return;
-  if (u.mode === NamespaceMode.NODE) return;
-  if (u.mode === NamespaceMode.POD && u.uids.length === 0 && u.gids.length === 0) return;
-  throw invalidField(`${field}.userns_options`, 'user namespaces are not supported by this runtime');
 }
 
 export interface SandboxNamespaceInput {

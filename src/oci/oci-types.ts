@@ -176,8 +176,17 @@ export interface OciSeccomp {
 
 export type MountPropagationMode = 'rprivate' | 'private' | 'rslave' | 'slave' | 'rshared' | 'shared';
 
+/** A range of IDs: container IDs [containerID, containerID+size) are host IDs from hostID. */
+export interface OciIdMapping {
+  containerID: number;
+  hostID: number;
+  size: number;
+}
+
 export interface OciLinux {
   namespaces?: OciNamespace[];
+  uidMappings?: OciIdMapping[];
+  gidMappings?: OciIdMapping[];
   devices?: OciDevice[];
   cgroupsPath?: string;
   resources?: OciResources;

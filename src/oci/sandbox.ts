@@ -5,7 +5,7 @@ import { computeCapabilities, withCapabilities } from './capabilities';
 import { DEFAULT_CAPABILITIES, newBaseSpec } from './defaults';
 import { availableCapabilities, RuntimeEnvironment } from './environment';
 import { SandboxFiles, withSandboxMounts } from './mounts';
-import { rejectUserNamespace, sandboxNamespaces, withHostname, withNamespaces } from './namespaces';
+import { sandboxNamespaces, withHostname, withNamespaces } from './namespaces';
 import type { ImageConfig, OciResources, OciSpec, SpecOpt } from './oci-types';
 import { applyOpts } from './oci-types';
 import { mergeEnv, resolveWorkingDir, withCwd, withEnv, withProcessArgs } from './process';
@@ -23,6 +23,7 @@ import { resolveSeccomp, seccompChoice, withSeccomp } from './seccomp';
 import { checkAppArmor, withNoNewPrivileges, withReadonlyRootfs, withWritableSysfs } from './security';
 import { validateSysctls, withSysctls } from './sysctl';
 import { ResolvedUser, resolveUser, selectUserSource, withUser } from './user';
+import { podUserNamespace, withUserNamespace } from './userns';
 import { invalidField, toSafeNumber } from './validate';
 
 export interface SandboxSpecInput {
@@ -35,7 +36,11 @@ export interface SandboxSpecInput {
   imageConfig: ImageConfig;
   /** Contents of the pause image's /etc/passwd and /etc/group, when it has them. */
   imageEtc?: { passwd?: string; group?: string };
-  /** The network namespace CNI set up; absent with host networking (or to let runc create one). */
+  /**
+   * The network namespace CNI set up; absent with host networking, or to let
+   * runc create one (a pod with a user namespace: the kernel only lets that
+   * namespace mount sysfs when it owns the network namespace too).
+   */
   netnsPath?: string;
   /** Files prepared for the pod; the sandbox uses shmPath and resolvConfPath. */
   sandboxFiles: SandboxFiles;
@@ -82,7 +87,9 @@ export function buildSandboxSpec(input: SandboxSpecInput): SandboxSpecOutput {
   }
   const sc = config.linux?.securityContext;
   const ns = sc?.namespaceOptions;
-  rejectUserNamespace(ns, `${SC}.namespace_options`);
+  const userns = podUserNamespace(ns, `${SC}.namespace_options`);
+  if (userns && sc?.privileged) throw invalidField(`${SC}.privileged`, 'a pod with a user namespace cannot be privileged');
+  if (userns && input.netnsPath) throw invalidField(`${SC}.namespace_options`, 'a pod with a user namespace gets its network namespace from runc');
   checkAppArmor(sc?.apparmor, '', `${SC}.apparmor`);
   const hostNet = ns?.network === NamespaceMode.NODE;
   const hostIpc = ns?.ipc === NamespaceMode.NODE;
@@ -142,6 +149,7 @@ export function buildSandboxSpec(input: SandboxSpecInput): SandboxSpecOutput {
   ];
 
   if (sc?.privileged) opts.push(withWritableSysfs);
+  if (userns) opts.push(withUserNamespace(userns));
 
   const annotations: Record<string, string> = {
     ...passthroughAnnotations(config.annotations, env.podAnnotationPassthrough ?? []),

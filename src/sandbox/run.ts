@@ -10,7 +10,8 @@ import type { AdapterConfig } from '../config/load';
 import type { CniNetworkList } from '../network/cni-config';
 import { CniPodContext, cniAdd, cniDel, CniResult, CniSettings, podIps } from '../network/cni';
 import { cniCapabilities } from '../network/cni-capabilities';
-import { createNetns, netnsNameFor, netnsPath as netnsPathOf, removeNetns } from '../network/netns';
+import { adoptNetns, createNetns, netnsNameFor, netnsPath as netnsPathOf, removeNetns } from '../network/netns';
+import { podUserNamespace, UserNamespaceMapping } from '../oci/userns';
 import { buildSandboxSpec } from '../oci';
 import { readSeccompProfile } from '../host/seccomp-profile';
 import { nowNs } from '../util/time';
@@ -31,6 +32,8 @@ interface SandboxPlan {
   network: CniNetworkList | undefined;
   /** Parsed Localhost seccomp profile of the pod (applied to the infra container), if it names one. */
   seccompProfile: unknown;
+  /** The pod's user namespace; undefined when it runs in the host's. */
+  userns: UserNamespaceMapping | undefined;
 }
 
 /**
@@ -53,6 +56,10 @@ async function plan(ctx: SandboxContext, config: PodSandboxConfig | undefined, r
   }
   const nsOptions = config.linux?.securityContext?.namespaceOptions;
   const hostNetwork = nsOptions?.network === NamespaceMode.NODE;
+  const userns = podUserNamespace(nsOptions, 'config.linux.security_context.namespace_options');
+  if (userns && !ctx.env.userNamespaces) {
+    throw new FailedPreconditionError('RunPodSandbox: this node cannot create user namespaces (/proc/sys/user/max_user_namespaces is 0)');
+  }
   const network = ctx.cni.network;
   if (!hostNetwork && !network) {
     throw new FailedPreconditionError(`RunPodSandbox: the pod network is not ready: ${ctx.cni.notReadyReason}`);
@@ -67,6 +74,7 @@ async function plan(ctx: SandboxContext, config: PodSandboxConfig | undefined, r
     hostIpc: nsOptions?.ipc === NamespaceMode.NODE,
     network,
     seccompProfile,
+    userns,
   };
 }
 
@@ -74,12 +82,26 @@ async function sandboxImage(ctx: SandboxContext, call: CallContext): Promise<Ima
   return ctx.images.store.resolve(ctx.config.sandboxImage) ?? (await ctx.images.pull(ctx.config.sandboxImage, undefined, call));
 }
 
-/** The pod's network namespace, unless it uses the host's; resolves once it exists. */
-function startNetns(id: string, p: SandboxPlan, undo: UndoStack, call: CallContext): { name?: string; path?: string; ready: Promise<unknown> } {
+/**
+ * The pod's network namespace, unless it uses the host's; resolves once it
+ * exists. A pod with a user namespace gets its network namespace from runc
+ * (the kernel only lets that user namespace mount sysfs when it owns the
+ * network namespace too): it is named once the infra task exists.
+ */
+function startNetns(
+  id: string,
+  p: SandboxPlan,
+  infraPid: Promise<number>,
+  undo: UndoStack,
+  call: CallContext,
+): { name?: string; path?: string; ready: Promise<unknown> } {
   if (p.hostNetwork) return { ready: Promise.resolve() };
   const name = netnsNameFor(id);
   undo.push('remove network namespace', () => removeNetns(name));
-  return { name, path: netnsPathOf(name), ready: step('create network namespace', () => createNetns(name, call.signal)) };
+  const ready = p.userns
+    ? infraPid.then((pid) => step('name the infra task\'s network namespace', () => adoptNetns(name, pid, call.signal)))
+    : step('create network namespace', () => createNetns(name, call.signal));
+  return { name, path: netnsPathOf(name), ready };
 }
 
 /** CNI ADD once the namespace exists; undefined for host-network pods. */
@@ -122,7 +144,7 @@ async function createInfra(
       config: p.config,
       imageName: ctx.config.sandboxImage,
       imageConfig: image.config.config ?? {},
-      netnsPath: record.netnsPath,
+      netnsPath: p.userns ? undefined : record.netnsPath,
       sandboxFiles: files,
       seccompProfile: p.seccompProfile,
       env: ctx.env,
@@ -130,9 +152,13 @@ async function createInfra(
   );
   record.spec = spec;
   const md = p.config.metadata;
+  const userns = p.userns;
+  const parent = userns
+    ? await step('remap sandbox image for the user namespace', () => ctx.images.remapped.parentFor(image, userns, call))
+    : image.chainId ?? '';
   const { mounts } = await createOnRootfs(
     ctx.conn,
-    { snapshotter: ctx.config.snapshotter, key: id, parent: image.chainId ?? '' },
+    { snapshotter: ctx.config.snapshotter, key: id, parent },
     {
       what: 'infra container',
       build: async () => ({
@@ -202,7 +228,14 @@ export async function runPodSandbox(
       const filesReady = step('write pod files', () =>
         createSandboxFiles(files, { hostname: config.hostname, hostNetwork: p.hostNetwork, dnsConfig: config.dnsConfig }),
       );
-      const netns = startNetns(id, p, undo, call);
+      let infraCreated!: (pid: number) => void;
+      let infraFailed!: (err: unknown) => void;
+      const infraPid = new Promise<number>((resolve, reject) => {
+        infraCreated = resolve;
+        infraFailed = reject;
+      });
+      infraPid.catch(() => undefined);
+      const netns = startNetns(id, p, infraPid, undo, call);
       const record: SandboxRecord = {
         id,
         name,
@@ -236,7 +269,13 @@ export async function runPodSandbox(
         filesReady,
         netns.ready,
         wireNetwork(p.network, pod, netns.ready, cniSettings, undo, call),
-        createInfra(ctx, p, record, image, files, [filesReady, netns.ready], undo, call),
+        createInfra(ctx, p, record, image, files, p.userns ? [filesReady] : [filesReady, netns.ready], undo, call).then(
+          (pid) => (infraCreated(pid), pid),
+          (err: unknown) => {
+            infraFailed(err);
+            throw err;
+          },
+        ),
       ]);
       for (const r of [filesDone, netnsDone, net, infra]) if (r.status === 'rejected') throw r.reason;
       if (net.status !== 'fulfilled' || infra.status !== 'fulfilled') throw new Error('unreachable');

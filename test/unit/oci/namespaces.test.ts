@@ -1,7 +1,7 @@
 import { DeepPartial, NamespaceMode, NamespaceOption } from '../../../src/gen/runtime/v1/api';
 import { InvalidArgumentError } from '../../../src/errors';
 import { newBaseSpec } from '../../../src/oci/defaults';
-import { containerNamespaces, rejectUserNamespace, sandboxNamespaces, withHostname, withNamespaces } from '../../../src/oci/namespaces';
+import { containerNamespaces, sandboxNamespaces, withHostname, withNamespaces } from '../../../src/oci/namespaces';
 
 const ns = (p: DeepPartial<NamespaceOption>) => NamespaceOption.fromPartial(p);
 const podNs = ns({ network: NamespaceMode.POD, ipc: NamespaceMode.POD, pid: NamespaceMode.CONTAINER });
@@ -82,17 +82,6 @@ describe('containerNamespaces', () => {
 
   it('needs a live sandbox pid', () => {
     expect(() => ctr(podNs, { sandboxPid: 0 })).toThrow(InvalidArgumentError);
-  });
-});
-
-describe('rejectUserNamespace', () => {
-  it('accepts absent, NODE and empty POD; rejects mappings', () => {
-    expect(() => rejectUserNamespace(undefined, F)).not.toThrow();
-    expect(() => rejectUserNamespace(ns({ usernsOptions: { mode: NamespaceMode.NODE } }), F)).not.toThrow();
-    expect(() => rejectUserNamespace(ns({ usernsOptions: { mode: NamespaceMode.POD } }), F)).not.toThrow();
-    expect(() =>
-      rejectUserNamespace(ns({ usernsOptions: { mode: NamespaceMode.POD, uids: [{ hostId: 100000, containerId: 0, length: 65536 }] } }), F),
-    ).toThrow(/sc\.namespace_options\.userns_options/);
   });
 });
 
