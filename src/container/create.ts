@@ -67,11 +67,7 @@ export async function createContainer(
   try {
     const runtime = ctx.config.runtimes[sandbox.runtimeHandler] ?? ctx.config.runtimes[ctx.config.defaultRuntime]!;
     const userns = podUserNamespace(sandbox.config.linux?.securityContext?.namespaceOptions, 'sandbox_config.linux.security_context.namespace_options');
-    const parent = userns
-      ? await step('remap image for the user namespace', () => ctx.images.remapped.parentFor(image, userns, call))
-      : image.chainId ?? '';
-    const rootfs = { snapshotter: ctx.config.snapshotter, key: id, parent };
-    const { value: record } = await createOnRootfs(ctx.conn, rootfs, {
+    const onRootfs = (parent: string) => createOnRootfs(ctx.conn, { snapshotter: ctx.config.snapshotter, key: id, parent }, {
       what: 'container',
       build: async (mounts, leased) => {
         mark('snapshot');
@@ -152,6 +148,7 @@ export async function createContainer(
         return { container, value };
       },
     }, undo, call);
+    const { value: record } = await ctx.images.remapped.withParent(image, userns, call, onRootfs);
     mark('container');
     // No status file yet: a container without one is CREATED, also after a restart (fromStored).
     ctx.containers.set(id, record);

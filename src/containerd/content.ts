@@ -146,3 +146,24 @@ export async function setBlobLabels(
     ctx,
   );
 }
+
+/** Removes one label from a blob (a field in the update mask that the info leaves out is deleted). */
+export async function removeBlobLabel(conn: ContainerdConnection, digest: string, key: string, ctx?: CallContext): Promise<void> {
+  await conn.content.update(
+    { info: { digest, size: 0n, labels: {}, createdAt: undefined, updatedAt: undefined }, updateMask: [`labels.${key}`] },
+    ctx,
+  );
+}
+
+/** Digests of the blobs that carry a label, whatever its value. */
+export async function blobsWithLabel(conn: ContainerdConnection, key: string, ctx?: CallContext): Promise<string[]> {
+  const pages = await collectStream(
+    conn.streaming.content.list.bind(conn.streaming.content),
+    // containerd's filter syntax: a quoted field path alone means "present".
+    { filters: [`labels."${key}"`] },
+    'Content.List',
+    containerdCallOptions(conn.callDefaults),
+    ctx,
+  );
+  return pages.flatMap((p) => p.info.map((i) => i.digest));
+}

@@ -40,3 +40,4 @@ export async function withLease<T>(
   else await release();
   return result;
 }
+

@@ -16,14 +16,15 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, Stats } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { CallContext } from '../containerd/call';
 import type { ContainerdConnection } from '../containerd/connection';
-import { setBlobLabels } from '../containerd/content';
+import { blobsWithLabel, removeBlobLabel, setBlobLabels } from '../containerd/content';
 import { withLease } from '../containerd/leases';
+import { step } from '../util/undo';
 import { AlreadyExistsError, FailedPreconditionError, InternalError } from '../errors';
 import type { Mount } from '../gen/containerd/types/mount';
 import type { Logger } from '../log/logger';
@@ -33,6 +34,9 @@ import type { ImageEntry } from './store';
 import { snapshotExists } from './unpack';
 
 const run = promisify(execFile);
+
+/** Bounds the hold on a copy if the adapter dies before releasing it; the hold is dropped when `use` returns. */
+const HOLD_SECONDS = 300;
 
 export interface IdRanges {
   uid: OciIdMapping;
@@ -50,9 +54,13 @@ export function remappedSnapshotName(chainId: string, ranges: IdRanges): string 
   return `cri-adapter-remap/${ranges.uid.hostID}-${ranges.uid.size}-${ranges.gid.hostID}-${ranges.gid.size}/${chainId}`;
 }
 
-/** The config blob's label that ties a remapped copy to the image, for containerd's GC. */
+/**
+ * The config blob's label that ties a remapped copy to the image, for containerd's GC. containerd 1.6's
+ * GC (metadata/gc.go) takes the snapshotter name up to the first '/' after the prefix and ignores the
+ * rest, so one label per mapping can sit next to the image's own snapshot reference.
+ */
 export function remapGcLabel(snapshotter: string, ranges: IdRanges): string {
-  return `${GC_REF_SNAPSHOT}.${snapshotter}/remap-${ranges.uid.hostID}-${ranges.gid.hostID}`;
+  return `${GC_REF_SNAPSHOT}.${snapshotter}/remap-${ranges.uid.hostID}-${ranges.uid.size}-${ranges.gid.hostID}-${ranges.gid.size}`;
 }
 
 function shift(id: number, m: OciIdMapping): number {
@@ -64,21 +72,46 @@ function shift(id: number, m: OciIdMapping): number {
  * Shifts the owner of every file under `root` into the host ranges. chown
  * clears set-user-ID and set-group-ID bits (the kernel does so even for
  * root), so those modes are put back afterwards.
+ *
+ * A file with several hard links must be shifted once: its owner after the
+ * first link may lie inside the range again (host ID 1000, length 100000),
+ * and a second shift would move it twice. Whether two links still share an
+ * inode after the first chown depends on the snapshotter (overlayfs without
+ * `index` copies each link up on its own), so the inode is recorded after
+ * the chown, and linked files go one at a time: a link whose inode is
+ * recorded was shifted already.
  */
 export async function shiftOwnership(root: string, ranges: IdRanges): Promise<number> {
   let count = 0;
-  const visit = async (p: string): Promise<void> => {
-    const st = await fs.lstat(p);
+  const shifted = new Set<string>();
+  let linked: Promise<void> = Promise.resolve();
+  const chownOne = async (p: string, st: Stats): Promise<void> => {
     await fs.lchown(p, shift(st.uid, ranges.uid), shift(st.gid, ranges.gid));
     count++;
     if (!st.isSymbolicLink() && (st.mode & 0o6000) !== 0) await fs.chmod(p, st.mode & 0o7777);
+  };
+  const visit = async (p: string): Promise<void> => {
+    const st = await fs.lstat(p);
     if (st.isDirectory()) {
+      await chownOne(p, st);
       const names = await fs.readdir(p);
       // A directory's entries at once, directories one level at a time: bounded by the widest directory.
       await Promise.all(names.map((n) => visit(path.join(p, n))));
+      return;
     }
+    if (st.nlink <= 1) return chownOne(p, st);
+    const next = linked.then(async () => {
+      const now = await fs.lstat(p);
+      if (shifted.has(`${now.dev}:${now.ino}`)) return;
+      await chownOne(p, now);
+      const after = await fs.lstat(p);
+      shifted.add(`${after.dev}:${after.ino}`);
+    });
+    linked = next.catch(() => undefined);
+    return next;
   };
   await visit(root);
+  await linked;
   return count;
 }
 
@@ -102,8 +135,24 @@ export class RemappedSnapshots {
 
   constructor(private readonly deps: RemapDeps) {}
 
-  /** The parent snapshot for a rootfs of `image` in a pod with these ID ranges; made on first use. */
-  async parentFor(image: ImageEntry, ranges: IdRanges, call: CallContext): Promise<string> {
+  /**
+   * Runs `use` with the parent snapshot of a rootfs of `image`: the image's
+   * own chain, or in a pod with a user namespace the copy for its ranges
+   * (made on first use). The copy is leased until `use` returns, by when
+   * the snapshot `use` prepared on it keeps it: nothing else may, as
+   * release() can drop the image's label at any time.
+   */
+  async withParent<T>(image: ImageEntry, ranges: IdRanges | undefined, call: CallContext, use: (parent: string) => Promise<T>): Promise<T> {
+    if (!ranges) return use(image.chainId ?? '');
+    const name = await step('remap the image for the user namespace', () => this.copyFor(image, ranges, call));
+    const { conn, snapshotter } = this.deps;
+    return withLease(conn, { expireAfterSeconds: HOLD_SECONDS, releaseInBackground: true }, call, async (held) => {
+      await conn.leases.addResource({ id: held.lease!, resource: { id: name, type: `snapshots/${snapshotter}` } }, call);
+      return use(name);
+    });
+  }
+
+  private async copyFor(image: ImageEntry, ranges: IdRanges, call: CallContext): Promise<string> {
     if (!image.chainId) throw new FailedPreconditionError(`image ${image.id} has no layers to give a user namespace`);
     const name = remappedSnapshotName(image.chainId, ranges);
     let pending = this.inFlight.get(name);
@@ -112,6 +161,20 @@ export class RemappedSnapshots {
       this.inFlight.set(name, pending);
     }
     return pending;
+  }
+
+  /**
+   * The last pod with these ranges is gone: the image no longer keeps their
+   * copies. The kubelet gives every pod a range of its own, so a copy kept
+   * for the image's whole life would be one full copy per pod ever run.
+   * containerd collects a copy once no container snapshot has it as parent.
+   */
+  async release(ranges: IdRanges, call: CallContext): Promise<void> {
+    const { conn, snapshotter, logger } = this.deps;
+    const key = remapGcLabel(snapshotter, ranges);
+    const blobs = await blobsWithLabel(conn, key, call);
+    for (const digest of blobs) await removeBlobLabel(conn, digest, key, call);
+    if (blobs.length) logger.info('remapped image snapshots released', { label: key, images: blobs.length });
   }
 
   private async ensure(image: ImageEntry, chainId: string, name: string, ranges: IdRanges, call: CallContext): Promise<string> {

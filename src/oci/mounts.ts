@@ -90,7 +90,9 @@ export function criMountToBind(m: Mount, index: number, opts: CriMountOptions): 
   }
 
   if (m.uidMappings.length > 0 || m.gidMappings.length > 0) {
-    throw invalidField(`${f}.uidMappings`, 'idmapped mounts need user namespaces, which this runtime does not support');
+    // runc 1.1 has no idmapped mounts (`runc features` lists no "idmap"), so a volume is only ever a plain bind:
+    // refuse rather than show the pod files it expected to own as the overflow ID.
+    throw invalidField(`${f}.uidMappings`, 'idmapped mounts are not supported by this runtime (runc 1.1 cannot make them); mount the volume without uid/gid mappings');
   }
 
   const propagation = propagationOption(m.propagation, `${f}.propagation`);

@@ -5,6 +5,7 @@ import type { SandboxContext } from './context';
 import type { SandboxRecord } from './model';
 import { removeSandboxFiles, sandboxFilePaths } from './files';
 import { teardownNetwork } from './stop';
+import { podUserNamespace, sameMapping } from '../oci/userns';
 
 /** RemovePodSandbox: idempotent; force-removes the pod's containers and everything the pod had. */
 export async function removePodSandbox(ctx: SandboxContext, record: SandboxRecord, call: CallContext): Promise<void> {
@@ -23,4 +24,20 @@ export async function removePodSandbox(ctx: SandboxContext, record: SandboxRecor
     ctx.sandboxes.delete(id);
     ctx.logger.info('pod sandbox removed', { podSandboxId: id });
   });
+  await releaseRemappedImages(ctx, record, call);
+}
+
+const usernsOf = (r: SandboxRecord) => podUserNamespace(r.config.linux?.securityContext?.namespaceOptions, 'config.linux.security_context.namespace_options');
+
+/**
+ * The last pod with this user namespace mapping is gone: its remapped image
+ * copies no longer need to outlive their containers. A failure only leaves
+ * the copies to go with their images, so it is logged, not returned.
+ */
+async function releaseRemappedImages(ctx: SandboxContext, record: SandboxRecord, call: CallContext): Promise<void> {
+  const mapping = usernsOf(record);
+  if (!mapping || [...ctx.sandboxes.values()].some((r) => sameMapping(usernsOf(r), mapping))) return;
+  await ctx.images.remapped.release(mapping, call).catch((err: unknown) =>
+    ctx.logger.warn('remapped image snapshots not released; they go with their images', { podSandboxId: record.id, error: (err as Error).message }),
+  );
 }

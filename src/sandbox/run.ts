@@ -152,11 +152,7 @@ async function createInfra(
   );
   record.spec = spec;
   const md = p.config.metadata;
-  const userns = p.userns;
-  const parent = userns
-    ? await step('remap sandbox image for the user namespace', () => ctx.images.remapped.parentFor(image, userns, call))
-    : image.chainId ?? '';
-  const { mounts } = await createOnRootfs(
+  const { mounts } = await ctx.images.remapped.withParent(image, p.userns, call, (parent) => createOnRootfs(
     ctx.conn,
     { snapshotter: ctx.config.snapshotter, key: id, parent },
     {
@@ -181,7 +177,7 @@ async function createInfra(
     },
     undo,
     call,
-  );
+  ));
   await Promise.all(before);
   const task = await step('create infra task', () =>
     ctx.conn.tasks.create(
