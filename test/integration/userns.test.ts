@@ -31,7 +31,9 @@ import {
 import { loadHarnessEnv } from '../harness/env';
 import { buildImage, busyboxImage, pushImage } from '../harness/images';
 import { AdapterProcess, startAdapter } from '../support/adapter-process';
-import { CriCallError, CriClient } from '../support/cri-client';
+import { CriClient, criError } from '../support/cri-client';
+import { podConfig, runPod as runSharedPod } from '../support/pods';
+import { waitFor } from '../harness/util';
 import { harnessAdapterArgs } from '../support/harness-adapter';
 
 const execFileP = promisify(execFile);
@@ -55,18 +57,13 @@ const userns = (hostId: number): DeepPartial<NamespaceOption> => ({
   usernsOptions: { mode: NamespaceMode.POD, uids: [mapping(hostId)], gids: [mapping(hostId)] },
 });
 
-function podConfig(name: string, namespaceOptions: DeepPartial<NamespaceOption>): PodSandboxConfig {
-  return PodSandboxConfig.fromPartial({
-    metadata: { name, namespace: POD_NAMESPACE, uid: `uid-${name}`, attempt: 0 },
-    hostname: name,
-    logDirectory: logDir,
-    linux: { securityContext: { namespaceOptions } },
-  });
+function usernsPod(name: string, namespaceOptions: DeepPartial<NamespaceOption>): PodSandboxConfig {
+  return podConfig(POD_NAMESPACE, name, { logDirectory: logDir, linux: { securityContext: { namespaceOptions } } });
 }
 
 async function runPod(name: string, hostId: number): Promise<string> {
-  const config = podConfig(name, userns(hostId));
-  const { podSandboxId } = await client.runtime.runPodSandbox(RunPodSandboxRequest.fromPartial({ config }));
+  const config = usernsPod(name, userns(hostId));
+  const podSandboxId = await runSharedPod(client, config);
   pods.set(podSandboxId, config);
   return podSandboxId;
 }
@@ -91,16 +88,6 @@ async function startContainer(podId: string, name: string, more: DeepPartial<Con
   const { containerId } = await client.runtime.createContainer(CreateContainerRequest.fromPartial({ podSandboxId: podId, config, sandboxConfig }));
   await client.runtime.startContainer({ containerId });
   return containerId;
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function sh(containerId: string, script: string): Promise<{ out: string; err: string; code: number }> {
@@ -150,15 +137,6 @@ let chainId: string;
 async function collectGarbage(): Promise<void> {
   await ctr('images', 'tag', '--force', h.images.pause, 'gc-trigger:latest');
   await ctr('images', 'rm', '--sync', 'gc-trigger:latest');
-}
-
-async function criError(p: Promise<unknown>): Promise<CriCallError> {
-  const r = await p.then(
-    () => new Error('expected the call to fail, it succeeded'),
-    (e: unknown) => e,
-  );
-  if (!(r instanceof CriCallError)) throw r;
-  return r;
 }
 
 beforeAll(async () => {
@@ -246,7 +224,7 @@ describe('a pod with a user namespace', () => {
   test('its first process logs through the CRI log path', async () => {
     const s = await client.runtime.containerStatus({ containerId: ctrId, verbose: false });
     const file = path.resolve(logDir, s.status!.logPath);
-    const lines = await waitFor('the log lines', async () => {
+    const lines = await waitFor('the log lines', () => {
       const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
       return text.includes(`${HOST_ID}`) ? text : undefined;
     });
@@ -374,7 +352,7 @@ describe('validation', () => {
     ['the host network', { ...userns(HOST_ID), network: NamespaceMode.NODE }, /namespace_options\.network: a pod with a user namespace cannot use the host network/],
   ])('RunPodSandbox refuses %s with INVALID_ARGUMENT and leaves nothing behind', async (_what, options, message) => {
     const before = await snapshots();
-    const err = await criError(client.runtime.runPodSandbox(RunPodSandboxRequest.fromPartial({ config: podConfig('refused', options as DeepPartial<NamespaceOption>) })));
+    const err = await criError(client.runtime.runPodSandbox(RunPodSandboxRequest.fromPartial({ config: usernsPod('refused', options as DeepPartial<NamespaceOption>) })));
     expect(err.code).toBe(Code.INVALID_ARGUMENT);
     expect(err.details).toMatch(message);
     const list = await client.runtime.listPodSandbox({});
