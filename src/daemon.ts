@@ -3,6 +3,9 @@ import type { RuntimeEnvironment } from './oci';
 import { promises as fs } from 'node:fs';
 import type { AdapterConfig } from './config/load';
 import { ContainerdConnection } from './containerd/connection';
+import { abortIngests } from './containerd/content';
+import { releaseStaleLeases } from './containerd/leases';
+import { PULL_INGEST_PREFIX } from './image/pull';
 import { CriServer } from './cri/server';
 import { registerCriServices } from './cri/services';
 import { ImageService } from './image/service';
@@ -176,6 +179,11 @@ export class Daemon {
       });
     if (containerd.ready) await this.recover(services);
     else containerd.once('ready', recoverLater);
+    // After a gap in the event stream (containerd restarted, or the connection was lost), leases
+    // whose delete failed meanwhile go; the first resync comes with recovery's own subscription.
+    services.events.on('resync', () => {
+      if (this.recoveredFlag) void this.releaseLeftoverWork(false);
+    });
 
     this.server = new CriServer(config.listen, logger);
     registerCriServices(
@@ -211,10 +219,28 @@ export class Daemon {
     await images.load({});
     await sandboxes.recover({});
     await containers.recover({});
+    // What is left of an earlier process's work, now that recovery adopted or removed what it guarded.
+    await this.releaseLeftoverWork(true);
     // Subscribing emits a resync, which reconciles what happened between the listing above and now.
     events.start();
     this.recoveredFlag = true;
     this.logger.info('state recovered from containerd');
+  }
+
+  /**
+   * Releases leases no call of this process holds (an earlier process's, or
+   * ones whose delete failed while containerd was down) and, at start only
+   * (no pull runs yet), aborts an earlier process's partial pull ingests.
+   */
+  private async releaseLeftoverWork(atStart: boolean): Promise<void> {
+    const conn = this.services!.containerd;
+    try {
+      const ingests = atStart ? await abortIngests(conn, PULL_INGEST_PREFIX) : 0;
+      const leases = await releaseStaleLeases(conn);
+      if (leases || ingests) this.logger.info('released leftovers of interrupted work', { leases, ingests });
+    } catch (err) {
+      this.logger.warn('releasing leftover leases failed; retrying after the next gap', { error: (err as Error).message });
+    }
   }
 
   async stop(): Promise<void> {

@@ -7,6 +7,8 @@ import type { SandboxIndex } from '../sandbox/sandbox-index';
 import type { HandlerFeatures } from '../host/runtime-features';
 import type { CdiLookup, RuntimeEnvironment } from '../oci';
 import type { KeyedMutex } from '../util/keyed-mutex';
+import type { LongTimer } from '../util/long-timer';
+import type { PendingCreations } from '../util/pending';
 import type { NameRegistrar } from '../util/name-registrar';
 import type { ContainerRecord } from './model';
 
@@ -65,4 +67,12 @@ export interface ContainerContext {
   io: ContainerIo;
   /** 'event' (kind, record): feeds GetContainerEvents. */
   events: EventEmitter;
+  /** Pending stops' SIGKILL deadlines, by container ID (see stopContainer). */
+  killTimers: Map<string, LongTimer>;
+  /** CreateContainer calls under way or interrupted (see container/recover.ts). */
+  pending: PendingCreations<ContainerMarker>;
+}
+
+export interface ContainerMarker {
+  sandboxId: string;
 }

@@ -65,6 +65,8 @@ export async function createContainer(
   const phases: Record<string, number> = {};
   const mark = (phase: string) => (phases[phase] = +(performance.now() - t0).toFixed(1));
   try {
+    // Before any step: an adapter killed from here on leaves a marker the next reconcile pass undoes.
+    ctx.pending.begin(id, { sandboxId: sandbox.id });
     const runtime = ctx.config.runtimes[sandbox.runtimeHandler] ?? ctx.config.runtimes[ctx.config.defaultRuntime]!;
     const userns = podUserNamespace(sandbox.config.linux?.securityContext?.namespaceOptions, 'sandbox_config.linux.security_context.namespace_options');
     const onRootfs = (parent: string) => createOnRootfs(ctx.conn, { snapshotter: ctx.config.snapshotter, key: id, parent }, {
@@ -152,12 +154,15 @@ export async function createContainer(
     mark('container');
     // No status file yet: a container without one is CREATED, also after a restart (fromStored).
     ctx.containers.set(id, record);
+    await ctx.pending.end(id);
     ctx.events.emit('event', 'created', record);
     ctx.logger.info('container created', log);
     ctx.logger.debug('container create phases', { ...log, ...phases });
     return id;
   } catch (err) {
-    await undo.unwind();
+    // An undo that failed (containerd unreachable) is retried by the reconcile pass from the marker.
+    if (await undo.unwind()) await ctx.pending.end(id);
+    else ctx.pending.abandon(id);
     throw err;
   }
 }

@@ -1,9 +1,10 @@
 import type { CallContext } from '../containerd/call';
-import { deleteTask, getTask, ignoreNotFound, stopTask, TaskStatus } from '../containerd/tasks';
-import { FailedPreconditionError } from '../errors';
+import { deleteTask, getTask, ignoreNotFound, killTask, stopTask, TaskStatus, waitTask } from '../containerd/tasks';
+import { CancelledError, FailedPreconditionError } from '../errors';
 import { readProcessIdentity } from '../host/process-identity';
+import { setTimerAt } from '../util/long-timer';
 import { nowNs } from '../util/time';
-import type { ContainerContext } from './context';
+import type { ContainerContext, ContainerEventKind } from './context';
 import { imageMountDeps, releaseImageMounts } from './image-mounts';
 import { ContainerRecord, exitReason, signalNumber } from './model';
 import { removeContainerStatus, writeContainerStatus } from './status-file';
@@ -60,31 +61,45 @@ export async function startContainer(ctx: ContainerContext, record: ContainerRec
 
 /**
  * Records a task exit (from the event stream, a stop, or reconciliation);
- * idempotent. The task is deleted so the shim frees its resources, after
- * the log pump has drained what the container wrote.
+ * idempotent. The exit is on disk before the task that holds it is deleted
+ * (an adapter killed in between finds it in the status file, not a missing
+ * task), and the task is deleted so the shim frees its resources, after the
+ * log pump has drained what the container wrote.
  */
 export async function recordExit(
   ctx: ContainerContext,
   record: ContainerRecord,
-  exit: { exitStatus: number; exitedAt: bigint },
+  exit: { exitStatus: number; exitedAt: bigint; reason?: string; message?: string },
 ): Promise<void> {
   if (record.state === 'exited') return;
+  disarmKill(ctx, record.id);
   // The container shows as EXITED only once its output is in the log file: the kubelet reads the
   // log's tail for the termination message as soon as it sees the exit (as containerd's CRI
   // plugin, which deletes the task and waits for its IO before it updates the status).
   await ctx.io.finish(record.id).catch((err: unknown) =>
     ctx.logger.warn('log pump did not close cleanly', { containerId: record.id, error: (err as Error).message }),
   );
+  const exited: ContainerRecord = {
+    ...record,
+    state: 'exited',
+    exitCode: exit.exitStatus,
+    finishedAt: exit.exitedAt > 0n ? exit.exitedAt : nowNs(),
+    reason: exit.reason ?? exitReason(exit.exitStatus, record.oomKilled),
+    message: exit.message ?? '',
+    pid: 0,
+  };
+  await writeContainerStatus(ctx.config.root, exited);
+  Object.assign(record, {
+    state: exited.state,
+    exitCode: exited.exitCode,
+    finishedAt: exited.finishedAt,
+    reason: exited.reason,
+    message: exited.message,
+    pid: 0,
+  });
   await deleteTask(ctx.conn, record.id).catch((err: unknown) =>
     ctx.logger.warn('deleting exited task failed', { containerId: record.id, error: (err as Error).message }),
   );
-  record.state = 'exited';
-  record.exitCode = exit.exitStatus;
-  record.finishedAt = exit.exitedAt > 0n ? exit.exitedAt : nowNs();
-  record.reason = exitReason(exit.exitStatus, record.oomKilled);
-  record.message = '';
-  record.pid = 0;
-  await writeContainerStatus(ctx.config.root, record);
   ctx.events.emit('event', 'stopped', record);
   ctx.logger.info('container exited', { containerId: record.id, podSandboxId: record.sandboxId, exitCode: record.exitCode, reason: record.reason });
 }
@@ -95,23 +110,103 @@ export async function syncExit(ctx: ContainerContext, record: ContainerRecord, c
   const task = await getTask(ctx.conn, record.id, call);
   if (!task) {
     // The task vanished without an exit we saw (containerd lost it): say so instead of guessing a code.
-    await recordExit(ctx, record, { exitStatus: 255, exitedAt: nowNs() });
-    record.reason = 'Unknown';
-    record.message = 'the task disappeared from containerd while the adapter was not watching';
-    await writeContainerStatus(ctx.config.root, record);
+    await recordExit(ctx, record, {
+      exitStatus: 255,
+      exitedAt: nowNs(),
+      reason: 'Unknown',
+      message: 'the task disappeared from containerd while the adapter was not watching',
+    });
     return;
   }
   if (task.status === TaskStatus.STOPPED) await recordExit(ctx, record, { exitStatus: task.exitStatus, exitedAt: task.exitedAtNs });
 }
 
-/** StopContainer: the image's stop signal, up to `timeoutSeconds` of grace, then SIGKILL. Idempotent. */
+/**
+ * The SIGKILL deadline of a container being stopped. One per container, and
+ * the earliest asked for wins: a second, shorter stop takes effect at once
+ * whatever an earlier one still waits for. It lives apart from any caller,
+ * so a stop whose caller went away still ends in SIGKILL when its grace
+ * period is over, and holds no lock meanwhile.
+ */
+function armKill(ctx: ContainerContext, id: string, at: number): void {
+  const current = ctx.killTimers.get(id);
+  if (current && current.at <= at) return;
+  current?.clear();
+  ctx.killTimers.set(
+    id,
+    setTimerAt(at, () => {
+      ctx.killTimers.delete(id);
+      killTask(ctx.conn, id, 9).catch((err: unknown) =>
+        ctx.logger.warn('SIGKILL after the grace period failed', { containerId: id, error: (err as Error).message }),
+      );
+    }),
+  );
+}
+
+function disarmKill(ctx: ContainerContext, id: string): void {
+  ctx.killTimers.get(id)?.clear();
+  ctx.killTimers.delete(id);
+}
+
+/**
+ * Resolves once the container's exit is recorded (or it is gone): from the
+ * event stream, or from containerd's Wait when the event was missed.
+ * Rejects when the caller's signal fires; nothing stays behind then.
+ */
+async function untilExited(ctx: ContainerContext, record: ContainerRecord, signal: AbortSignal | undefined): Promise<void> {
+  const mine = new AbortController();
+  const both = signal ? AbortSignal.any([signal, mine.signal]) : mine.signal;
+  try {
+    const recorded = new Promise<void>((resolve, reject) => {
+      const settled = () => record.state !== 'running' || !ctx.containers.has(record.id);
+      const onEvent = (kind: ContainerEventKind, r: ContainerRecord) => {
+        if (r.id === record.id && settled()) resolve();
+      };
+      ctx.events.on('event', onEvent);
+      both.addEventListener('abort', () => {
+        ctx.events.off('event', onEvent);
+        reject(new CancelledError(`StopContainer ${record.id}: the caller went away before the container exited; its SIGKILL deadline stays`));
+      }, { once: true });
+      if (settled()) resolve();
+    });
+    const waited = waitTask(ctx.conn, record.id, { signal: both }).then(
+      () => ctx.locks.run(record.id, () => syncExit(ctx, record, { signal: both })),
+      // containerd restarting: the reconcile pass after the gap records the exit and wakes `recorded`.
+      () => new Promise<void>(() => undefined),
+    );
+    await Promise.race([recorded, waited]);
+  } finally {
+    mine.abort();
+  }
+}
+
+/**
+ * StopContainer: the image's stop signal, up to `timeoutSeconds` of grace,
+ * then SIGKILL. Idempotent. The lock is held only to send the signal, never
+ * for the grace period: a later StopContainer(timeout=0), RemoveContainer or
+ * pod stop proceeds at once, and this call returns when the container exits.
+ */
 export async function stopContainer(ctx: ContainerContext, record: ContainerRecord, timeoutSeconds: number, call: CallContext): Promise<void> {
   const id = record.id;
-  await ctx.locks.run(id, async () => {
-    if (record.state !== 'running') return;
-    await stopTask(ctx.conn, id, signalNumber(record.stopSignal), Math.max(0, timeoutSeconds) * 1000, call);
-    await syncExit(ctx, record, call);
+  const graceMs = Math.max(0, timeoutSeconds) * 1000;
+  const signal = signalNumber(record.stopSignal);
+  const signalled = await ctx.locks.run(id, async () => {
+    if (record.state !== 'running') return false;
+    const task = await getTask(ctx.conn, id, call);
+    if (!task || task.status === TaskStatus.STOPPED) {
+      await syncExit(ctx, record, call);
+      return false;
+    }
+    if (graceMs > 0 && signal !== 9) {
+      await killTask(ctx.conn, id, signal, call);
+      armKill(ctx, id, Date.now() + graceMs);
+    } else {
+      disarmKill(ctx, id);
+      await killTask(ctx.conn, id, 9, call);
+    }
+    return true;
   });
+  if (signalled) await untilExited(ctx, record, call.signal);
 }
 
 /** RemoveContainer: force-stops, then deletes task, container, snapshot and status. */
@@ -120,6 +215,7 @@ export async function removeContainer(ctx: ContainerContext, record: ContainerRe
   await ctx.locks.run(id, async () => {
     if (!ctx.containers.has(id)) return;
     if (record.state === 'running') {
+      disarmKill(ctx, id);
       await stopTask(ctx.conn, id, 9, 0, call);
       await syncExit(ctx, record, call);
     }

@@ -1,5 +1,5 @@
 import type { CallContext } from '../containerd/call';
-import { getTask, TaskStatus } from '../containerd/tasks';
+import { getTask, ignoreNotFound, TaskStatus } from '../containerd/tasks';
 import { unpackJson } from '../containerd/typeurl';
 import type { OciSpec } from '../oci';
 import { EXTENSIONS, KIND_CONTAINER, LABELS } from '../containerd/labels';
@@ -7,7 +7,7 @@ import type { ContainerContext } from './context';
 import { imageMountDeps, releaseOrphanImageMounts, remountImageMounts } from './image-mounts';
 import { recordExit, syncExit } from './lifecycle';
 import { ContainerMetadata, fromStored } from './model';
-import { readContainerStatus } from './status-file';
+import { readContainerStatus, removeContainerStatus } from './status-file';
 
 /**
  * Rebuilds every container from containerd (metadata extension) and the
@@ -17,7 +17,10 @@ import { readContainerStatus } from './status-file';
  */
 export async function recoverContainers(ctx: ContainerContext, call: CallContext): Promise<void> {
   const { containers } = await ctx.conn.containers.list({ filters: [`labels."${LABELS.kind}"==${KIND_CONTAINER}`] }, call);
+  // A CreateContainer that never finished is not a container: sweepContainerLeftovers removes it.
+  const unfinished = new Set((await ctx.pending.leftovers()).map((l) => l.id));
   for (const c of containers) {
+    if (unfinished.has(c.id)) continue;
     try {
       const metadata = unpackJson<ContainerMetadata>(c.extensions[EXTENSIONS.containerMetadata]);
       if (!metadata) throw new Error('no container metadata extension');
@@ -58,7 +61,36 @@ export async function recoverContainers(ctx: ContainerContext, call: CallContext
 
 /** After a gap in the event stream: any running container whose task stopped gets its exit recorded. */
 export async function reconcileContainers(ctx: ContainerContext, call: CallContext): Promise<void> {
+  let failed: unknown;
   for (const record of ctx.containers.values()) {
-    if (record.state === 'running') await ctx.locks.run(record.id, () => syncExit(ctx, record, call));
+    if (record.state !== 'running') continue;
+    // One container's failure (containerd still loading its shims) does not leave the others unchecked.
+    await ctx.locks.run(record.id, () => syncExit(ctx, record, call)).catch((err: unknown) => (failed ??= err));
   }
+  if (failed) throw failed;
+}
+
+/**
+ * Undoes what interrupted CreateContainer calls left (their markers): the
+ * container and its snapshot in containerd, its status directory. Returns
+ * how many leftovers remain for a later pass.
+ */
+export async function sweepContainerLeftovers(ctx: ContainerContext, call: CallContext): Promise<number> {
+  let remaining = 0;
+  for (const { id } of await ctx.pending.leftovers()) {
+    try {
+      await ctx.locks.run(id, async () => {
+        if (ctx.pending.isInFlight(id) || ctx.containers.has(id)) return;
+        await ignoreNotFound(ctx.conn.containers.delete({ id }, call));
+        await ignoreNotFound(ctx.conn.snapshots.remove({ snapshotter: ctx.config.snapshotter, key: id }, call));
+        await removeContainerStatus(ctx.config.root, id);
+        await ctx.pending.end(id);
+      });
+      ctx.logger.info('removed what an unfinished CreateContainer left behind', { containerId: id });
+    } catch (err) {
+      remaining++;
+      ctx.logger.warn('cannot yet remove what an unfinished CreateContainer left; retrying later', { containerId: id, error: (err as Error).message });
+    }
+  }
+  return remaining;
 }

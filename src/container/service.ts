@@ -14,8 +14,10 @@ import { ExecOptions, ExecProcess } from './exec-process';
 import { execSync, ExecSyncResult } from './exec-sync';
 import { recordExit, removeContainer, startContainer, stopContainer } from './lifecycle';
 import type { ContainerRecord } from './model';
-import { reconcileContainers, recoverContainers } from './recover';
+import { reconcileContainers, recoverContainers, sweepContainerLeftovers } from './recover';
 import { checkStreams, StreamFlags } from './stream-requests';
+import { LeftoverSweeper, PendingCreations } from '../util/pending';
+import path from 'node:path';
 import { writeContainerStatus } from './status-file';
 
 export type ContainerEventListener = (kind: ContainerEventKind, record: ContainerRecord) => void;
@@ -30,6 +32,7 @@ export interface ContainerAttachment {
 /** The container domain: flows, the in-memory index, and its upkeep from containerd's events. */
 export class ContainerService {
   private readonly ctx: ContainerContext;
+  private readonly sweeper: LeftoverSweeper;
 
   constructor(deps: Pick<ContainerContext, 'config' | 'conn' | 'images' | 'sandboxes' | 'env' | 'runtimeFeatures' | 'cdi' | 'logger' | 'io'>) {
     this.ctx = {
@@ -38,7 +41,14 @@ export class ContainerService {
       names: new NameRegistrar('container'),
       locks: new KeyedMutex(),
       events: new EventEmitter(),
+      killTimers: new Map(),
+      pending: new PendingCreations(path.join(deps.config.root, 'pending', 'containers'), () => this.sweeper.soon()),
     };
+    this.sweeper = new LeftoverSweeper(
+      () => sweepContainerLeftovers(this.ctx, {}),
+      () => this.ctx.conn.ready,
+      (err) => this.ctx.logger.warn('sweeping unfinished containers failed', { error: err.message }),
+    );
     this.ctx.events.setMaxListeners(0);
   }
 
@@ -75,15 +85,28 @@ export class ContainerService {
         .run(record.id, () => recordExit(this.ctx, record, { exitStatus: e.exitStatus, exitedAt: e.exitedAt }))
         .catch((err: unknown) => this.ctx.logger.error('recording exit failed', { containerId: record.id, error: (err as Error).message }));
     });
-    events.on('resync', () => {
-      reconcileContainers(this.ctx, {}).catch((err: unknown) =>
-        this.ctx.logger.warn('container reconcile failed', { error: (err as Error).message }),
-      );
-    });
+    events.on('resync', () => void this.reconcile());
   }
 
-  recover(call: CallContext): Promise<void> {
-    return recoverContainers(this.ctx, call);
+  /**
+   * After a gap in the event stream: exits missed meanwhile are asked of
+   * containerd (again a few seconds later if it could not answer yet, as
+   * while it reloads its shims), then leftovers of interrupted creations go.
+   */
+  private async reconcile(attempt = 0): Promise<void> {
+    try {
+      await reconcileContainers(this.ctx, {});
+    } catch (err) {
+      this.ctx.logger.warn('container reconcile failed', { error: (err as Error).message, attempt });
+      if (attempt < 5 && this.ctx.conn.ready) setTimeout(() => void this.reconcile(attempt + 1), 2000).unref();
+    }
+    await this.sweeper.run();
+  }
+
+  /** Rebuilds the containers from containerd, then removes what interrupted CreateContainer calls left. */
+  async recover(call: CallContext): Promise<void> {
+    await recoverContainers(this.ctx, call);
+    await this.sweeper.run();
   }
 
   /** Lifecycle events (created, started, stopped, deleted) as they happen; returns the unsubscribe function. */

@@ -19,6 +19,24 @@ export interface BlobToWrite {
 }
 
 /**
+ * Aborts partial ingests whose ref starts with `prefix`: the writes of a
+ * process that is gone (an adapter killed mid-pull), which containerd keeps
+ * on disk for ever otherwise. Only for a moment when no write of this
+ * process runs (start). Returns how many were aborted.
+ */
+export async function abortIngests(conn: ContainerdConnection, prefix: string, ctx: CallContext = {}): Promise<number> {
+  const { statuses } = await conn.content.listStatuses({ filters: [] }, ctx);
+  let aborted = 0;
+  for (const s of statuses.filter((st) => st.ref.startsWith(prefix))) {
+    await conn.content.abort({ ref: s.ref }, ctx).then(
+      () => aborted++,
+      () => undefined,
+    );
+  }
+  return aborted;
+}
+
+/**
  * Streams a blob into containerd's content store. containerd verifies size
  * and digest at commit, so a corrupt or short download never becomes
  * content. A blob committed meanwhile by someone else is success. Any stale partial

@@ -11,6 +11,8 @@ export const LABELS = {
   podName: 'io.kubernetes.pod.name',
   podNamespace: 'io.kubernetes.pod.namespace',
   podUid: 'io.kubernetes.pod.uid',
+  /** On leases: made by the adapter (value OWNER), so a later process may release them. */
+  owner: 'io.cri-adapter.owner',
 } as const;
 
 /**
@@ -21,6 +23,8 @@ export const LABELS = {
 export function imageMountRefLabel(snapshotter: string, index: number): string {
   return `containerd.io/gc.ref.snapshot.${snapshotter}/image-mount-${index}`;
 }
+
+export const OWNER = 'cri-adapter';
 
 export const KIND_SANDBOX = 'sandbox';
 export const KIND_CONTAINER = 'container';

@@ -25,6 +25,19 @@ export async function getTask(conn: ContainerdConnection, containerId: string, c
   };
 }
 
+/** Sends `signal` to the task's init process (SIGKILL: to all its processes); a task already gone is fine. */
+export async function killTask(conn: ContainerdConnection, containerId: string, signal: number, ctx?: CallContext): Promise<void> {
+  await unlessNotFound(conn.tasks.kill({ containerId, execId: '', signal, all: signal === 9 }, ctx));
+}
+
+/**
+ * Resolves when the task's init process has exited (or the task is gone);
+ * no deadline of its own: it ends with the caller's signal.
+ */
+export async function waitTask(conn: ContainerdConnection, containerId: string, ctx: CallContext): Promise<void> {
+  await unlessNotFound(conn.tasks.wait({ containerId, execId: '' }, { ...ctx, deadline: Infinity }));
+}
+
 /**
  * Sends `signal` to the task and waits up to `graceMs` for it to exit; then
  * SIGKILL and wait again. Returns when the task is stopped (or gone).
@@ -38,7 +51,7 @@ export async function stopTask(
 ): Promise<void> {
   const state = await getTask(conn, containerId, ctx);
   if (!state || state.status === TaskStatus.STOPPED) return;
-  const kill = (sig: number) => ignoreNotFound(conn.tasks.kill({ containerId, execId: '', signal: sig, all: sig === 9 }, ctx));
+  const kill = (sig: number) => killTask(conn, containerId, sig, ctx);
   const waitFor = async (ms: number): Promise<boolean> => {
     try {
       await conn.tasks.wait({ containerId, execId: '' }, { ...ctx, deadline: Date.now() + ms });

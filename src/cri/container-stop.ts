@@ -4,9 +4,9 @@ import type { UnaryHandler } from './dispatch';
 
 /** The grace period is the kubelet's to choose; the call's own deadline must leave room for it. */
 export function stopContainerHandler(deps: CriDeps): UnaryHandler<StopContainerRequest, StopContainerResponse> {
-  return async (request) => {
-    // Not tied to the call's signal: a stop that the kubelet gives up on must still finish.
-    await deps.containers.stop(request.containerId, Number(request.timeout), {});
+  return async (request, ctx) => {
+    // The caller's signal ends only its wait: the SIGKILL deadline it set stays (container/lifecycle.ts).
+    await deps.containers.stop(request.containerId, Number(request.timeout), { signal: ctx.signal });
     return {};
   };
 }

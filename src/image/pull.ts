@@ -12,6 +12,10 @@ import type { AuthConfig, Descriptor, ImageIndex, ImageSource, ResolvedImage } f
 import type { ImageConfigFile, ImageEntry } from './store';
 import { unpackLayers } from './unpack';
 
+
+/** Every ingest ref of a pull starts with this, so a later process can abort a dead one's. */
+export const PULL_INGEST_PREFIX = 'cri-adapter-pull-';
+
 /** Label on the adapter's containerd image records, so they can be told from others in the namespace. */
 export const MANAGED_IMAGE_LABEL = 'io.cri-adapter.image';
 
@@ -102,7 +106,7 @@ export async function pullImage(
           if (Object.keys(labels).length) await setBlobLabels(conn, desc.digest, labels, lctx);
           return;
         }
-        await writeBlob(conn, { ref: `cri-adapter-pull-${desc.digest}`, digest: desc.digest, size: desc.size, labels, source: await body() }, wctx);
+        await writeBlob(conn, { ref: `${PULL_INGEST_PREFIX}${desc.digest}`, digest: desc.digest, size: desc.size, labels, source: await body() }, wctx);
       } finally {
         blobWrites.delete(key);
         release();

@@ -6,6 +6,7 @@ import type { CniConfigWatcher } from '../network/cni-config';
 import type { RuntimeEnvironment } from '../oci';
 import type { KeyedMutex } from '../util/keyed-mutex';
 import type { NameRegistrar } from '../util/name-registrar';
+import type { PendingCreations } from '../util/pending';
 import type { SandboxIndex } from './sandbox-index';
 
 /** What the sandbox flows need of the container domain. */
@@ -25,10 +26,19 @@ export interface SandboxContext {
   sandboxes: SandboxIndex;
   names: NameRegistrar;
   locks: KeyedMutex;
+  /** RunPodSandbox calls under way or interrupted (see sandbox/recover.ts). */
+  pending: PendingCreations<SandboxMarker>;
   /** Pod CIDR from UpdateRuntimeConfig, handed to plugins that take ipRanges. */
   podCidr: () => string;
   /** Stops and removes the pod's containers (the container domain). */
   containersOf: PodContainers;
   /** Called before a pod's network goes, by whoever holds on to it (a port-forward helper in the namespace). */
   networkUsers: Array<(sandboxId: string) => void>;
+}
+
+/** What an interrupted RunPodSandbox needs for its undo: the CNI DEL takes the pod's config. */
+export interface SandboxMarker {
+  /** PodSandboxConfig as JSON. */
+  config: unknown;
+  hostNetwork: boolean;
 }

@@ -214,6 +214,8 @@ export async function runPodSandbox(
   undo.push('release name', async () => ctx.names.release(name, id));
 
   try {
+    // Before any step: an adapter killed from here on leaves a marker the next reconcile pass undoes.
+    ctx.pending.begin(id, { config: PodSandboxConfig.toJSON(config), hostNetwork: p.hostNetwork });
     return await ctx.locks.run(id, async () => {
       const image = await step('ensure sandbox image', () => sandboxImage(ctx, call));
       // The pod's files, its network namespace and the infra container's rootfs and record do not
@@ -283,11 +285,14 @@ export async function runPodSandbox(
       record.state = 'ready';
       await step('record pod network', () => persistSandbox(ctx, record));
       ctx.sandboxes.set(id, record);
+      await ctx.pending.end(id);
       ctx.logger.info('pod sandbox running', { ...log, ips: record.ips, pid: record.pid });
       return id;
     });
   } catch (err) {
-    await undo.unwind();
+    // An undo that failed (containerd unreachable) is retried by the reconcile pass from the marker.
+    if (await undo.unwind()) await ctx.pending.end(id);
+    else ctx.pending.abandon(id);
     // The caller only gets the error; the ID ties it to the CNI plugins' and containerd's logs.
     ctx.logger.warn('pod sandbox not created; its steps were undone', { ...log, error: (err as Error).message });
     throw err;

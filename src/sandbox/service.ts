@@ -6,7 +6,9 @@ import { KeyedMutex } from '../util/keyed-mutex';
 import { NameRegistrar } from '../util/name-registrar';
 import type { PodContainers, SandboxContext } from './context';
 import type { SandboxRecord } from './model';
-import { recoverSandboxes, reconcileSandboxes } from './recover';
+import path from 'node:path';
+import { LeftoverSweeper, PendingCreations } from '../util/pending';
+import { recoverSandboxes, reconcileSandboxes, sweepSandboxLeftovers } from './recover';
 import { removePodSandbox } from './remove';
 import { runPodSandbox } from './run';
 import type { SandboxIndex } from './sandbox-index';
@@ -24,6 +26,7 @@ export interface SandboxServiceDeps extends Pick<SandboxContext, 'config' | 'con
 export class SandboxService {
   private readonly ctx: SandboxContext;
   private podCidr = '';
+  private readonly sweeper: LeftoverSweeper;
 
   constructor(deps: SandboxServiceDeps) {
     const { containers, ...rest } = deps;
@@ -31,10 +34,16 @@ export class SandboxService {
       ...rest,
       names: new NameRegistrar('pod sandbox'),
       locks: new KeyedMutex(),
+      pending: new PendingCreations(path.join(deps.config.root, 'pending', 'sandboxes'), () => this.sweeper.soon()),
       podCidr: () => this.podCidr,
       containersOf: containers,
       networkUsers: [],
     };
+    this.sweeper = new LeftoverSweeper(
+      () => sweepSandboxLeftovers(this.ctx, {}),
+      () => this.ctx.conn.ready,
+      (err) => this.ctx.logger.warn('sweeping unfinished pod sandboxes failed', { error: err.message }),
+    );
   }
 
   /** `release(sandboxId)` runs before a pod's network is torn down, however the pod is stopped or removed. */
@@ -51,14 +60,25 @@ export class SandboxService {
       this.ctx.logger.info('pod sandbox infra task exited', { podSandboxId: record.id, exitStatus: e.exitStatus });
     });
     events.on('resync', () => {
-      reconcileSandboxes(this.ctx, {}).catch((err: unknown) =>
-        this.ctx.logger.warn('sandbox reconcile failed', { error: (err as Error).message }),
-      );
+      reconcileSandboxes(this.ctx, {})
+        .catch((err: unknown) => this.ctx.logger.warn('sandbox reconcile failed', { error: (err as Error).message }))
+        .then(() => this.sweep());
     });
   }
 
-  recover(call: CallContext): Promise<void> {
-    return recoverSandboxes(this.ctx, call);
+  /** Rebuilds the pods from containerd, then takes apart what interrupted RunPodSandbox calls left. */
+  async recover(call: CallContext): Promise<void> {
+    await recoverSandboxes(this.ctx, call);
+    await this.sweep();
+  }
+
+  /**
+   * Removes leftovers of interrupted RunPodSandbox calls; run at start,
+   * after every gap in containerd's event stream, and soon after an undo
+   * failed. What cannot go yet is tried again later.
+   */
+  sweep(): Promise<void> {
+    return this.sweeper.run();
   }
 
   run(config: PodSandboxConfig | undefined, runtimeHandler: string, call: CallContext): Promise<string> {

@@ -14,15 +14,19 @@ export class UndoStack {
     this.steps.push({ what, undo });
   }
 
-  async unwind(): Promise<void> {
+  /** Runs every undo; false when one failed (what it should have removed may still be there). */
+  async unwind(): Promise<boolean> {
+    let clean = true;
     while (this.steps.length) {
       const { what, undo } = this.steps.pop()!;
       try {
         await undo();
       } catch (err) {
+        clean = false;
         this.logger.error('cleanup step failed', { ...this.fields, step: what, error: (err as Error).message });
       }
     }
+    return clean;
   }
 }
 
