@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { CallContext } from '../containerd/call';
 import { DeadlineExceededError, FailedPreconditionError, InvalidArgumentError } from '../errors';
 import { captureCapped } from '../io';
+import { setTimerAt } from '../util/long-timer';
 import type { ContainerContext } from './context';
 import { ExecProcess, ExecStartError } from './exec-process';
 import type { ContainerRecord } from './model';
@@ -56,12 +57,13 @@ export async function execSync(
     const onCallerGone = () => waitCtl.abort(call.signal!.reason);
     call.signal?.addEventListener('abort', onCallerGone, { once: true });
     let timedOut = false;
+    // The timeout is an int64 of seconds: past 2^31-1 ms a plain setTimeout would fire at once.
     const timer =
       timeoutSeconds > 0
-        ? setTimeout(() => {
+        ? setTimerAt(Date.now() + timeoutSeconds * 1000, () => {
             timedOut = true;
             waitCtl.abort();
-          }, timeoutSeconds * 1000)
+          })
         : undefined;
     let exitStatus: number;
     try {
@@ -73,7 +75,7 @@ export async function execSync(
       }
       throw err;
     } finally {
-      clearTimeout(timer);
+      timer?.clear();
       call.signal?.removeEventListener('abort', onCallerGone);
     }
     const drained = new Promise<void>((resolve) => setTimeout(resolve, settings.drainTimeoutMs).unref());

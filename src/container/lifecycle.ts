@@ -1,6 +1,6 @@
 import type { CallContext } from '../containerd/call';
 import { deleteTask, getTask, ignoreNotFound, killTask, stopTask, TaskStatus, waitTask } from '../containerd/tasks';
-import { CancelledError, FailedPreconditionError } from '../errors';
+import { AdapterError, CancelledError, FailedPreconditionError } from '../errors';
 import { readProcessIdentity } from '../host/process-identity';
 import { setTimerAt } from '../util/long-timer';
 import { nowNs } from '../util/time';
@@ -136,9 +136,11 @@ function armKill(ctx: ContainerContext, id: string, at: number): void {
     id,
     setTimerAt(at, () => {
       ctx.killTimers.delete(id);
-      killTask(ctx.conn, id, 9).catch((err: unknown) =>
-        ctx.logger.warn('SIGKILL after the grace period failed', { containerId: id, error: (err as Error).message }),
-      );
+      killTask(ctx.conn, id, 9).catch((err: unknown) => {
+        // containerd unreachable for a moment: the grace period is over, so try again soon.
+        ctx.logger.warn('SIGKILL after the grace period failed; retrying', { containerId: id, error: (err as Error).message });
+        if (ctx.containers.get(id)?.state === 'running') armKill(ctx, id, Date.now() + 2000);
+      });
     }),
   );
 }
@@ -165,7 +167,12 @@ async function untilExited(ctx: ContainerContext, record: ContainerRecord, signa
       ctx.events.on('event', onEvent);
       both.addEventListener('abort', () => {
         ctx.events.off('event', onEvent);
-        reject(new CancelledError(`StopContainer ${record.id}: the caller went away before the container exited; its SIGKILL deadline stays`));
+        // The dispatcher's typed reason (deadline or cancel) when it gave one.
+        reject(
+          both.reason instanceof AdapterError
+            ? both.reason
+            : new CancelledError(`StopContainer ${record.id}: the caller went away before the container exited; its SIGKILL deadline stays`),
+        );
       }, { once: true });
       if (settled()) resolve();
     });

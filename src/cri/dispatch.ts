@@ -11,6 +11,7 @@ import {
 import { performance } from 'node:perf_hooks';
 import { AdapterError, CancelledError, DeadlineExceededError } from '../errors';
 import type { Logger } from '../log/logger';
+import { LongTimer, setTimerAt } from '../util/long-timer';
 import { codeName, toStatus } from './status-mapping';
 
 /** What every CRI handler gets besides its request. */
@@ -84,16 +85,16 @@ function contextFor(
   );
   const onDrain = () => abort(() => new CancelledError('the daemon is shutting down'));
   drain.addEventListener('abort', onDrain, { once: true });
-  let timer: NodeJS.Timeout | undefined;
-  if (deadline !== undefined) {
-    timer = setTimeout(() => abort(() => new DeadlineExceededError('the call\'s deadline passed')), Math.max(0, deadline - Date.now()));
-    timer.unref();
-  }
+  // A deadline can be further away than a Node timer holds (a StopContainer with a grace period
+  // of weeks): a plain setTimeout would fire at once and cancel the call. (grpc-js 1.14 itself
+  // truncates a grpc-timeout header past 2^31-1 ms to 32 bits, so over the wire such calls still fail.)
+  let timer: LongTimer | undefined;
+  if (deadline !== undefined) timer = setTimerAt(deadline, () => abort(() => new DeadlineExceededError('the call\'s deadline passed')));
   return {
     ctx: { signal: controller.signal, deadline, logger },
     done: () => {
       finished = true;
-      if (timer) clearTimeout(timer);
+      timer?.clear();
       drain.removeEventListener('abort', onDrain);
     },
   };
