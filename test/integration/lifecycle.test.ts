@@ -36,7 +36,8 @@ import { Containerd, startContainerd } from '../harness/containerd';
 import { loadHarnessEnv } from '../harness/env';
 import { AdapterProcess, startAdapter } from '../support/adapter-process';
 import type { CriClient } from '../support/cri-client';
-import { cycle, formatSamples, ipamHolders, mountsUnder, netnsOf, OBJECT_FIELDS, sample, SoakSample, SoakTarget } from '../support/soak';
+import { mountsUnder, pidAlive, sleep, waitFor } from '../harness/util';
+import { cycle, formatSamples, ipamHolders, netnsOf, OBJECT_FIELDS, sample, SoakSample, SoakTarget } from '../support/soak';
 
 const execFileP = promisify(execFile);
 const h = loadHarnessEnv();
@@ -71,19 +72,10 @@ async function launchAdapter(): Promise<void> {
   client = adapter.client;
 }
 
-function gone(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return /^\d+ \(.*\) Z/.test(stat);
-  } catch {
-    return true;
-  }
-}
-
 /** SIGKILL containerd and wait until the process is really gone (field notes: it may linger a moment). */
 async function killContainerd(): Promise<void> {
   process.kill(containerd.pid, 'SIGKILL');
-  await waitFor('containerd to die', async () => (gone(containerd.pid) ? true : undefined));
+  await waitFor('containerd to die', () => !pidAlive(containerd.pid));
 }
 
 async function restartContainerd(): Promise<void> {
@@ -91,20 +83,8 @@ async function restartContainerd(): Promise<void> {
   await waitFor('RuntimeReady after containerd restart', async () => {
     const s = await client.runtime.status({ verbose: false }).catch(() => undefined);
     return s?.status?.conditions.find((c) => c.type === 'RuntimeReady')?.status ? true : undefined;
-  });
+  }, { timeoutMs: 30_000 });
 }
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let seq = 0;
 function podConfig(name = `p${seq++}`): PodSandboxConfig {
@@ -142,7 +122,7 @@ async function waitExited(id: string, timeoutMs = 30_000): Promise<ContainerStat
   return waitFor(`container ${id.slice(0, 12)} to exit`, async () => {
     const s = await status(id);
     return s.state === ContainerState.CONTAINER_EXITED ? s : undefined;
-  }, timeoutMs);
+  }, { timeoutMs });
 }
 
 /** A PID 1 that ignores SIGTERM (explicitly, though PID 1 has no default action for it anyway). */
@@ -199,7 +179,7 @@ async function expectNothingLeft(): Promise<void> {
   await waitFor('nothing left behind', async () => {
     last = await leftovers();
     return last.length === 0 ? true : undefined;
-  }, 40_000).catch(() => undefined);
+  }, { timeoutMs: 40_000 }).catch(() => undefined);
   expect(last).toEqual([]);
 }
 
@@ -298,7 +278,7 @@ describe('long stops', () => {
       await client.runtime.removePodSandbox({ podSandboxId: pod });
       expect((await criIds()).has(pod)).toBe(false);
       // The first stop's wait ended with the container's exit, successfully.
-      await waitFor('the long stop to return', async () => settled, 5000);
+      await waitFor('the long stop to return', () => settled, { timeoutMs: 5000 });
       expect(settled!.code).toBe(0);
     } finally {
       other.close();

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { CreateContainerRequest, PodSandboxConfig, RunPodSandboxRequest } from '../../src/gen/runtime/v1/api';
+import { mountsUnder } from '../harness/util';
 import type { CriClient } from './cri-client';
 
 const run = promisify(execFile);
@@ -75,13 +76,6 @@ export function ipamHolders(ipamDir: string): string[] {
     }
   }
   return out;
-}
-
-export function mountsUnder(dir: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((m) => m === dir || m.startsWith(dir + '/'));
 }
 
 /** The adapter's network namespaces (named after the sandbox ID's first 16 hex digits) among `ids`. */
