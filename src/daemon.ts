@@ -23,6 +23,10 @@ import { ContainerService } from './container/service';
 import { FifoContainerIo } from './container/io';
 import { CniConfigWatcher } from './network/cni-config';
 import { SandboxIndex } from './sandbox/sandbox-index';
+import { enableProcessMetrics } from './metrics';
+import { MetricsServer } from './metrics/server';
+import { getKey, planReload, ReloadableKey, setKey } from './config/reload';
+import { isLoopbackHost, parseHostPort } from './util/host-port';
 
 export type DaemonPhase = 'starting' | 'recovering' | 'serving' | 'draining' | 'stopped';
 
@@ -130,6 +134,7 @@ export class Daemon {
   private services: AdapterServices | undefined;
   private server: CriServer | undefined;
   private recoveredFlag = false;
+  private readonly metrics = new MetricsServer((message, fields) => this.logger.warn(message, fields));
 
   constructor(
     private readonly config: AdapterConfig,
@@ -152,6 +157,8 @@ export class Daemon {
     const { config, logger } = this;
     await fs.mkdir(config.root, { recursive: true, mode: 0o700 });
     await fs.mkdir(config.state, { recursive: true, mode: 0o711 });
+    enableProcessMetrics();
+    await this.setMetricsAddress(config.metrics.address);
 
     // Host probing comes first: what each handler's runc supports shapes the specs the services build.
     const runtimeFeatures = await probeRuntimeFeatures(config.runtimes);
@@ -243,6 +250,70 @@ export class Daemon {
     }
   }
 
+  private async setMetricsAddress(address: string): Promise<void> {
+    await this.metrics.setAddress(address);
+    if (!address) return;
+    const host = parseHostPort(address)?.host ?? '';
+    if (isLoopbackHost(host)) this.logger.info('serving metrics', { address, path: '/metrics' });
+    else this.logger.warn('serving metrics on a non-loopback address; anything that reaches it can read them', { address });
+  }
+
+  /**
+   * Live reload (SIGHUP): applies the keys that can change while running,
+   * one by one, logging each; keys that need a restart are named and left
+   * as they are. A key whose application fails (a metrics address already
+   * in use) keeps its old value.
+   */
+  async reload(next: AdapterConfig): Promise<void> {
+    const plan = planReload(this.config, next);
+    if (plan.refuse.length) {
+      this.logger.warn('configuration keys changed that need a restart; not applied', { keys: plan.refuse });
+    }
+    if (plan.apply.length === 0) {
+      this.logger.info('configuration reloaded; nothing to apply');
+      return;
+    }
+    for (const key of plan.apply) {
+      const value = getKey(next, key);
+      try {
+        await this.applyKey(key, next);
+        setKey(this.config, key, value);
+        this.logger.info('configuration key applied', { key, value });
+      } catch (err) {
+        this.logger.error('configuration key not applied; keeping the running value', {
+          key,
+          value: getKey(this.config, key),
+          error: (err as Error).message,
+        });
+      }
+    }
+  }
+
+  private async applyKey(key: ReloadableKey, next: AdapterConfig): Promise<void> {
+    switch (key) {
+      case 'logLevel':
+        this.logger.level = next.logLevel;
+        return;
+      case 'registry.configPath':
+        this.services?.registry.setHostsDir(next.registry.configPath || undefined);
+        return;
+      case 'registry.pullProgressTimeoutSeconds':
+        this.services?.registry.setStallTimeout(next.registry.pullProgressTimeoutSeconds * 1000);
+        return;
+      case 'cni.confDir':
+        await this.services?.cni.setConfDir(next.cni.confDir);
+        return;
+      case 'metrics.address':
+        await this.setMetricsAddress(next.metrics.address);
+        return;
+      case 'cni.binDirs':
+      case 'cni.pluginTimeoutSeconds':
+      case 'execSync.maxOutputBytes':
+        // Read from the configuration object at each use.
+        return;
+    }
+  }
+
   async stop(): Promise<void> {
     if (this.phaseValue === 'draining' || this.phaseValue === 'stopped') return;
     this.setPhase('draining');
@@ -255,6 +326,7 @@ export class Daemon {
     s?.events.stop();
     s?.containerd.close();
     s?.registry.close();
+    await this.metrics.close();
     this.setPhase('stopped');
   }
 }

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, helpText, loadConfig } from './config/load';
 import { Daemon } from './daemon';
+import { runDoctor } from './doctor';
 import { createLogger } from './log/logger';
 
 function packageVersion(): string {
@@ -20,6 +21,10 @@ function packageVersion(): string {
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
+  if (argv[0] === 'doctor') {
+    process.exitCode = await runDoctor(argv.slice(1));
+    return;
+  }
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(helpText() + '\n');
     return;
@@ -50,6 +55,25 @@ async function main(): Promise<void> {
       },
     );
   };
+  // SIGHUP re-reads the same sources (file, environment, flags) and applies what can change live.
+  let reloading = Promise.resolve();
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(async () => {
+      if (stopping) return;
+      let next;
+      try {
+        next = loadConfig(argv);
+      } catch (err) {
+        logger.error('configuration reload refused; the running configuration is unchanged', {
+          error: (err as Error).message.slice(0, 2000),
+        });
+        return;
+      }
+      await daemon.reload(next);
+    }).catch((err: unknown) => {
+      logger.error('configuration reload failed', { error: (err as Error).message });
+    });
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   // A bug in one call must not take every pod's runtime down with it; log it loudly instead.

@@ -25,6 +25,7 @@ export interface AdapterConfig {
   logging: { maxLineBytes: number; maxBytesPerTurn: number; drainTimeoutSeconds: number };
   streaming: { address: string; port: number };
   execSync: { maxOutputBytes: number };
+  metrics: { address: string };
   registry: { configPath: string; maxConcurrentDownloads: number; pullProgressTimeoutSeconds: number };
 }
 

@@ -1,4 +1,5 @@
 import convict from 'convict';
+import { parseHostPort } from '../util/host-port';
 
 /**
  * One schema for every setting. Keys are camelCase paths; the flag and the
@@ -78,6 +79,14 @@ convict.addFormat({
   },
   coerce(value: unknown) {
     return typeof value === 'string' ? Number(value) : value;
+  },
+});
+
+convict.addFormat({
+  name: 'optional-host-port',
+  validate(value: unknown) {
+    if (value === '') return;
+    if (typeof value !== 'string' || !parseHostPort(value)) throw new Error('must be empty (off) or host:port, e.g. 127.0.0.1:9796');
   },
 });
 
@@ -226,6 +235,15 @@ export const schema = {
       doc: 'ExecSync keeps at most this many bytes of each of stdout and stderr (probe output is short; the rest is dropped).',
       format: 'nat',
       default: 1048576,
+    },
+  },
+  metrics: {
+    address: {
+      doc:
+        'host:port of the Prometheus /metrics endpoint (e.g. 127.0.0.1:9796); empty turns it off. It has no ' +
+        'authentication: keep it on loopback or behind something that guards it.',
+      format: 'optional-host-port',
+      default: '',
     },
   },
   registry: {

@@ -3,6 +3,7 @@ import { deleteTask, getTask, ignoreNotFound, killTask, stopTask, TaskStatus, wa
 import { AdapterError, CancelledError, FailedPreconditionError } from '../errors';
 import { readProcessIdentity } from '../host/process-identity';
 import { setTimerAt } from '../util/long-timer';
+import { containerMetrics } from '../metrics';
 import { nowNs } from '../util/time';
 import type { ContainerContext, ContainerEventKind } from './context';
 import { imageMountDeps, releaseImageMounts } from './image-mounts';
@@ -100,13 +101,17 @@ export async function recordExit(
   await deleteTask(ctx.conn, record.id).catch((err: unknown) =>
     ctx.logger.warn('deleting exited task failed', { containerId: record.id, error: (err as Error).message }),
   );
+  containerMetrics.exited(record.oomKilled);
   ctx.events.emit('event', 'stopped', record);
   ctx.logger.info('container exited', { containerId: record.id, podSandboxId: record.sandboxId, exitCode: record.exitCode, reason: record.reason });
 }
 
-/** Applies the task's final state if it stopped; used after stops and when events may have been missed. */
-export async function syncExit(ctx: ContainerContext, record: ContainerRecord, call?: CallContext): Promise<void> {
-  if (record.state !== 'running') return;
+/**
+ * Applies the task's final state if it stopped; used after stops and when events may have been missed.
+ * Says what it found: an exit it recorded, a task gone without one, or nothing to do.
+ */
+export async function syncExit(ctx: ContainerContext, record: ContainerRecord, call?: CallContext): Promise<'exited' | 'lost' | undefined> {
+  if (record.state !== 'running') return undefined;
   const task = await getTask(ctx.conn, record.id, call);
   if (!task) {
     // The task vanished without an exit we saw (containerd lost it): say so instead of guessing a code.
@@ -116,9 +121,11 @@ export async function syncExit(ctx: ContainerContext, record: ContainerRecord, c
       reason: 'Unknown',
       message: 'the task disappeared from containerd while the adapter was not watching',
     });
-    return;
+    return 'lost';
   }
-  if (task.status === TaskStatus.STOPPED) await recordExit(ctx, record, { exitStatus: task.exitStatus, exitedAt: task.exitedAtNs });
+  if (task.status !== TaskStatus.STOPPED) return undefined;
+  await recordExit(ctx, record, { exitStatus: task.exitStatus, exitedAt: task.exitedAtNs });
+  return 'exited';
 }
 
 /**

@@ -3,6 +3,7 @@ import { getTask, ignoreNotFound, TaskStatus } from '../containerd/tasks';
 import { unpackJson } from '../containerd/typeurl';
 import type { OciSpec } from '../oci';
 import { EXTENSIONS, KIND_CONTAINER, LABELS } from '../containerd/labels';
+import { reconcileMetrics } from '../metrics';
 import type { ContainerContext } from './context';
 import { imageMountDeps, releaseOrphanImageMounts, remountImageMounts } from './image-mounts';
 import { recordExit, syncExit } from './lifecycle';
@@ -62,10 +63,16 @@ export async function recoverContainers(ctx: ContainerContext, call: CallContext
 /** After a gap in the event stream: any running container whose task stopped gets its exit recorded. */
 export async function reconcileContainers(ctx: ContainerContext, call: CallContext): Promise<void> {
   let failed: unknown;
+  reconcileMetrics.pass('containers');
   for (const record of ctx.containers.values()) {
     if (record.state !== 'running') continue;
     // One container's failure (containerd still loading its shims) does not leave the others unchecked.
-    await ctx.locks.run(record.id, () => syncExit(ctx, record, call)).catch((err: unknown) => (failed ??= err));
+    const outcome = await ctx.locks.run(record.id, () => syncExit(ctx, record, call)).catch((err: unknown) => {
+      failed ??= err;
+      return undefined;
+    });
+    if (outcome === 'lost') reconcileMetrics.corrected('container_task_lost');
+    else if (outcome === 'exited') reconcileMetrics.corrected('container_exit');
   }
   if (failed) throw failed;
 }

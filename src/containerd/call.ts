@@ -1,7 +1,8 @@
 import { CallOptions, Client, Metadata, ServiceDefinition, ServiceError } from '@grpc/grpc-js';
 import { CallContext, PromisifyOptions, promisifyUnary, UnaryMethods } from '../grpc/promisify';
 import { abortError, AdapterError, errorOfKind } from '../errors';
-import { kindOfCode } from '../grpc/codes';
+import { codeName, kindOfCode } from '../grpc/codes';
+import { containerdCallMeter } from '../metrics';
 
 export type { CallContext, UnaryMethods };
 
@@ -44,5 +45,9 @@ export function containerdCallOptions(defaults: CallDefaults): PromisifyOptions 
     options: (ctx) => callOptions(defaults, ctx),
     mapError: fromGrpcError,
     cancelled: (what, reason) => abortError(reason, `containerd ${what}`),
+    observe: (service, method) => {
+      const meter = containerdCallMeter(service, method);
+      return (seconds, err) => meter.done(seconds, err ? codeName(err.code) : undefined);
+    },
   };
 }

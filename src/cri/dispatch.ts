@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { AdapterError, CancelledError, DeadlineExceededError } from '../errors';
 import type { Logger } from '../log/logger';
 import { LongTimer, setTimerAt } from '../util/long-timer';
+import { criOperationMeter } from '../metrics';
 import { codeName, toStatus } from './status-mapping';
 
 /** What every CRI handler gets besides its request. */
@@ -116,7 +117,10 @@ export function implement<S>(
   for (const [name, method] of Object.entries(definition)) {
     const rpcName = method.path.split('/').pop() ?? name;
     const handler = (table as Record<string, unknown>)[name];
+    // Bound once per RPC: a call only adds to pre-resolved children.
+    const meter = criOperationMeter(rpcName);
     const log = (request: unknown, start: number, code: GrpcStatus, details?: string) => {
+      meter.done((performance.now() - start) / 1000, code === GrpcStatus.OK ? undefined : codeName(code));
       // The kubelet polls several RPCs a second; build nothing for a line nobody will see.
       if (code === GrpcStatus.OK && !logger.isDebugEnabled()) return;
       const fields = { rpc: rpcName, ms: +(performance.now() - start).toFixed(3), ...idsOf(request) };

@@ -6,7 +6,7 @@ import { AuthorityRewritingSocket } from '../grpc/authority-rewrite';
 import type { Logger } from '../log/logger';
 
 /** True when some process accepts connections on the socket. */
-function socketIsLive(socketPath: string): Promise<boolean> {
+export function socketIsLive(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(socketPath);
     s.once('connect', () => {

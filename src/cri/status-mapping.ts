@@ -14,6 +14,4 @@ export function toStatus(err: unknown): Partial<StatusObject> & { code: GrpcStat
   return { code: GrpcStatus.INTERNAL, details: `internal error: ${message}`, metadata: new Metadata() };
 }
 
-export function codeName(code: GrpcStatus): string {
-  return GrpcStatus[code] ?? String(code);
-}
+export { codeName } from '../grpc/codes';

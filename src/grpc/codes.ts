@@ -23,3 +23,8 @@ const CODE_TO_KIND = new Map<GrpcStatus, ErrorKind>(
 export function kindOfCode(code: GrpcStatus): ErrorKind {
   return CODE_TO_KIND.get(code) ?? 'Internal';
 }
+
+/** The code's name as gRPC spells it (NOT_FOUND): for log fields and metric labels. */
+export function codeName(code: GrpcStatus): string {
+  return GrpcStatus[code] ?? String(code);
+}

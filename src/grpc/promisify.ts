@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { CallOptions, Client, ClientReadableStream, ClientUnaryCall, Metadata, ServiceDefinition, ServiceError } from '@grpc/grpc-js';
 
 /** Per-call context: cancellation, a deadline, and (for containerd) a lease. */
@@ -35,6 +36,11 @@ export interface PromisifyOptions {
   mapError(err: ServiceError, method: string): Error;
   /** The error for a call whose signal fired (before or during it), from the signal's reason. */
   cancelled(method: string, reason: unknown): Error;
+  /**
+   * Bound once per method (service and method name as in the proto); the
+   * returned function hears each finished call's duration and error.
+   */
+  observe?(service: string, method: string): (seconds: number, err: ServiceError | null) => void;
 }
 
 /**
@@ -52,15 +58,19 @@ export function promisifyUnary<C extends Client>(
   for (const [name, method] of Object.entries(definition)) {
     if (method.requestStream || method.responseStream) continue;
     const fn = (client as unknown as Record<string, UnaryFn<unknown, unknown>>)[name]!.bind(client);
-    const what = `${serviceName}.${method.path.split('/').pop() ?? name}`;
+    const methodName = method.path.split('/').pop() ?? name;
+    const what = `${serviceName}.${methodName}`;
+    const observe = how.observe?.(serviceName, methodName);
     out[name] = (request: unknown, ctx?: CallContext) =>
       new Promise((resolve, reject) => {
         if (ctx?.signal?.aborted) {
           reject(how.cancelled(what, ctx.signal.reason));
           return;
         }
+        const start = observe ? performance.now() : 0;
         const call = fn(request, how.metadata(ctx), how.options(ctx), (err, res) => {
           ctx?.signal?.removeEventListener('abort', onAbort);
+          observe?.((performance.now() - start) / 1000, err);
           if (err) reject(failure(how, err, what, ctx));
           else resolve(res);
         });

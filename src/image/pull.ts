@@ -1,11 +1,13 @@
+import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import type { CallContext } from '../containerd/call';
 import type { ContainerdConnection } from '../containerd/connection';
 import { blobExists, setBlobLabels, writeBlob } from '../containerd/content';
 import { withLease } from '../containerd/leases';
-import { AlreadyExistsError, CancelledError, InvalidArgumentError } from '../errors';
+import { AdapterError, AlreadyExistsError, CancelledError, InvalidArgumentError } from '../errors';
 import type { Descriptor as ContainerdDescriptor } from '../gen/containerd/types/descriptor';
 import type { Logger } from '../log/logger';
+import { imagePulls } from '../metrics';
 import { configGcLabels, indexGcLabel, manifestGcLabels, UNCOMPRESSED_LABEL } from './layers';
 import type { ParsedReference } from './reference';
 import type { AuthConfig, Descriptor, ImageIndex, ImageSource, ResolvedImage } from './registry';
@@ -72,6 +74,21 @@ const blobWrites = new Map<string, Promise<void>>();
  * image record holds on to.
  */
 export async function pullImage(
+  ...args: Parameters<typeof pullImageOnce>
+): Promise<ImageEntry> {
+  const started = performance.now();
+  try {
+    const entry = await pullImageOnce(...args);
+    imagePulls.succeeded((performance.now() - started) / 1000);
+    return entry;
+  } catch (err) {
+    // The error's kind is a small fixed set (NotFound, FailedPrecondition for auth, DeadlineExceeded, ...).
+    imagePulls.failed(err instanceof AdapterError ? err.kind : 'Internal');
+    throw err;
+  }
+}
+
+async function pullImageOnce(
   conn: ContainerdConnection,
   source: ImageSource,
   settings: PullSettings,
@@ -107,6 +124,7 @@ export async function pullImage(
           return;
         }
         await writeBlob(conn, { ref: `${PULL_INGEST_PREFIX}${desc.digest}`, digest: desc.digest, size: desc.size, labels, source: await body() }, wctx);
+        imagePulls.bytes(desc.size);
       } finally {
         blobWrites.delete(key);
         release();

@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../log/logger';
 import { withContext } from '../errors';
+import { logMetrics } from '../metrics';
 
 const { O_WRONLY, O_CREAT, O_APPEND } = fs.constants;
 
@@ -140,6 +141,7 @@ export class AppendFile extends EventEmitter {
     for (const b of list) size += b.length;
     if (this.closed) {
       this.droppedBytes += size;
+      logMetrics.dropped(size);
       done?.();
       return true;
     }
@@ -259,6 +261,7 @@ export class AppendFile extends EventEmitter {
       // beats a container blocked on stdout. One log line per kind of error.
       this.writeErrors++;
       this.droppedBytes += size;
+      logMetrics.dropped(size);
       this.pendingBytes -= size;
       for (const it of items) it.done?.();
       if (err.code !== this.lastErrorCode) {
@@ -271,6 +274,7 @@ export class AppendFile extends EventEmitter {
     } else {
       this.lastErrorCode = undefined;
       this.bytesWritten += written;
+      logMetrics.written(written);
       this.pendingBytes -= written;
       let skip = written;
       const rest: QueuedWrite[] = [];

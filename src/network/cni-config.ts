@@ -39,6 +39,32 @@ export function parseNetworkConfig(source: string, raw: string): CniNetworkList 
 }
 
 /**
+ * The network a directory configures: its first valid file in lexical
+ * order, or why there is none (every invalid file named with its problem).
+ */
+export async function loadNetworkConfig(confDir: string): Promise<{ network?: CniNetworkList; problem: string }> {
+  let names: string[];
+  try {
+    names = (await fs.readdir(confDir)).filter((n) => CONFIG_EXTENSIONS.has(path.extname(n))).sort();
+  } catch (err) {
+    return { problem: `cannot read CNI config dir ${confDir}: ${(err as Error).message}` };
+  }
+  const problems: string[] = [];
+  for (const name of names) {
+    const file = path.join(confDir, name);
+    try {
+      const raw = await fs.readFile(file, 'utf8');
+      return { network: parseNetworkConfig(file, raw), problem: '' };
+    } catch (err) {
+      problems.push(`${file}: ${(err as Error).message}`);
+    }
+  }
+  return {
+    problem: problems.length ? `no valid CNI config in ${confDir} (${problems.join('; ')})` : `no CNI config file in ${confDir}`,
+  };
+}
+
+/**
  * Keeps the node's network config current: the first valid file in lexical
  * order in confDir, as the kubelet's other runtimes pick it. The directory is
  * watched so a CNI daemonset that writes its config late makes the node
@@ -52,7 +78,7 @@ export class CniConfigWatcher extends EventEmitter {
   private reloading: Promise<void> | undefined;
 
   constructor(
-    private readonly confDir: string,
+    private confDir: string,
     private readonly logger: Logger,
   ) {
     super();
@@ -90,6 +116,18 @@ export class CniConfigWatcher extends EventEmitter {
     }
   }
 
+  /** Live reload: watches and loads another directory from now on. */
+  async setConfDir(dir: string): Promise<void> {
+    if (dir === this.confDir) return;
+    this.confDir = dir;
+    this.watcher?.close();
+    this.watcher = undefined;
+    this.watchDir();
+    // A load of the old directory may be in flight; the next one reads the new directory.
+    await this.reloading;
+    await this.reload();
+  }
+
   reload(): Promise<void> {
     // Coalesce bursts of fs events into one read at a time.
     this.reloading ??= this.load().finally(() => {
@@ -99,28 +137,8 @@ export class CniConfigWatcher extends EventEmitter {
   }
 
   private async load(): Promise<void> {
-    let names: string[];
-    try {
-      names = (await fs.readdir(this.confDir)).filter((n) => CONFIG_EXTENSIONS.has(path.extname(n))).sort();
-    } catch (err) {
-      this.set(undefined, `cannot read CNI config dir ${this.confDir}: ${(err as Error).message}`);
-      return;
-    }
-    const problems: string[] = [];
-    for (const name of names) {
-      const file = path.join(this.confDir, name);
-      try {
-        const raw = await fs.readFile(file, 'utf8');
-        this.set(parseNetworkConfig(file, raw), '');
-        return;
-      } catch (err) {
-        problems.push(`${file}: ${(err as Error).message}`);
-      }
-    }
-    this.set(
-      undefined,
-      problems.length ? `no valid CNI config in ${this.confDir} (${problems.join('; ')})` : `no CNI config file in ${this.confDir}`,
-    );
+    const { network, problem } = await loadNetworkConfig(this.confDir);
+    this.set(network, problem);
   }
 
   private set(network: CniNetworkList | undefined, problem: string): void {

@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { abortError, DeadlineExceededError, InternalError, InvalidArgumentError } from '../errors';
+import { recordCniPluginRun } from '../metrics';
 import type { CniNetworkList } from './cni-config';
 
 /** What a pod passes to its plugins (CNI_ARGS and runtime capabilities). */
@@ -83,13 +85,21 @@ export function cniArgs(pod: CniPodContext): string {
   ].join(';');
 }
 
-function findPlugin(type: string, binDirs: string[]): string {
-  if (type.includes('/')) throw new InvalidArgumentError(`CNI plugin type "${type}" must be a bare name`);
+/** Where a plugin's binary is: the first of the bin dirs that has it. */
+export function locatePlugin(type: string, binDirs: string[]): string | undefined {
+  if (type.includes('/')) return undefined;
   for (const dir of binDirs) {
     const p = path.join(dir, type);
     if (existsSync(p)) return p;
   }
-  throw new InternalError(`CNI plugin "${type}" not found in ${binDirs.join(', ')}`);
+  return undefined;
+}
+
+function findPlugin(type: string, binDirs: string[]): string {
+  if (type.includes('/')) throw new InvalidArgumentError(`CNI plugin type "${type}" must be a bare name`);
+  const found = locatePlugin(type, binDirs);
+  if (!found) throw new InternalError(`CNI plugin "${type}" not found in ${binDirs.join(', ')}`);
+  return found;
 }
 
 /**
@@ -124,9 +134,11 @@ function execPlugin(
     let stdout = '';
     let stderr = '';
     let settled = false;
+    const started = performance.now();
     const finish = (err: Error | undefined, out?: string) => {
       if (settled) return;
       settled = true;
+      recordCniPluginRun(path.basename(binary), command, (performance.now() - started) / 1000, err !== undefined);
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       if (err) reject(err);

@@ -11,6 +11,7 @@ import type { SandboxContext, SandboxMarker } from './context';
 import { removeSandboxFiles, sandboxFilePaths } from './files';
 import { fromMetadata, SandboxMetadata, SandboxRecord } from './model';
 import { teardownNetwork } from './stop';
+import { reconcileMetrics } from '../metrics';
 
 /**
  * Rebuilds every sandbox from the infra containers' labels and extensions,
@@ -42,6 +43,7 @@ export async function recoverSandboxes(ctx: SandboxContext, call: CallContext): 
 /** After missed events: mark sandboxes whose infra task is not running as NOTREADY. */
 export async function reconcileSandboxes(ctx: SandboxContext, call: CallContext): Promise<void> {
   let failed: unknown;
+  reconcileMetrics.pass('sandboxes');
   for (const record of ctx.sandboxes.values()) {
     if (record.state !== 'ready') continue;
     try {
@@ -49,6 +51,7 @@ export async function reconcileSandboxes(ctx: SandboxContext, call: CallContext)
       if (task?.status !== TaskStatus.RUNNING) {
         record.state = 'notready';
         record.pid = 0;
+        reconcileMetrics.corrected('sandbox_notready');
         ctx.logger.info('pod sandbox infra task is gone; NOTREADY', { podSandboxId: record.id });
       }
     } catch (err) {

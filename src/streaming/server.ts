@@ -14,6 +14,7 @@ import * as http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from '../log/logger';
+import { streamingMetrics } from '../metrics';
 import type { StreamConnection } from './remote-command';
 import { SpdySession } from './spdy/session';
 import { WebSocketByteStream } from './websocket/byte-stream';
@@ -264,6 +265,7 @@ export class StreamingServer {
 
   private serve(request: StreamRequest, transport: StreamTransport): void {
     const conn = transport.kind === 'spdy' ? transport.session : transport.channels;
+    streamingMetrics.opened(request.kind);
     const ids = request.kind === 'portforward' ? { podSandboxId: request.podSandboxId } : { containerId: request.containerId };
     this.opts.logger.debug(`streaming ${request.kind} connected`, { ...ids, transport: transport.kind, protocol: transport.protocol });
     const run = this.opts
@@ -272,6 +274,7 @@ export class StreamingServer {
         this.opts.logger.warn(`streaming ${request.kind} failed`, { ...ids, error: (err as Error).message });
       })
       .finally(() => {
+        streamingMetrics.closed(request.kind);
         conn.close();
         this.running.delete(run);
       });

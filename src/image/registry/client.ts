@@ -142,7 +142,8 @@ interface Attempt {
 export class RegistryClient implements ImageSource {
   private readonly transport = new Transport();
   private readonly auth: Authenticator;
-  private readonly stallMs: number;
+  private stallMs: number;
+  private hostsDir: string | undefined;
   private readonly maxManifest: number;
   private readonly userAgent: string;
   readonly platform: Platform;
@@ -152,6 +153,7 @@ export class RegistryClient implements ImageSource {
   constructor(private readonly opts: RegistryClientOptions = {}) {
     this.auth = new Authenticator({ now: opts.now });
     this.stallMs = opts.stallTimeoutMs ?? DEFAULT_STALL_MS;
+    this.hostsDir = opts.hostsDir;
     this.maxManifest = opts.maxManifestBytes ?? DEFAULT_MAX_MANIFEST;
     this.userAgent = opts.userAgent ?? 'cri-adapter';
     this.platform = opts.platform ?? nodePlatform();
@@ -159,6 +161,16 @@ export class RegistryClient implements ImageSource {
 
   close(): void {
     this.transport.close();
+  }
+
+  /** Live reload: later pulls read hosts.toml files from this directory (undefined: defaults only). */
+  setHostsDir(dir: string | undefined): void {
+    this.hostsDir = dir;
+  }
+
+  /** Live reload: the stall timeout of later requests. */
+  setStallTimeout(ms: number): void {
+    this.stallMs = ms;
   }
 
   private context(ref: ParsedReference, host: string): string {
@@ -171,7 +183,7 @@ export class RegistryClient implements ImageSource {
       if (this.opts.endpoints) {
         all = await this.opts.endpoints(ref.domain);
       } else {
-        const cfg = await loadHostsConfig(this.opts.hostsDir, ref.domain);
+        const cfg = await loadHostsConfig(this.hostsDir, ref.domain);
         for (const w of cfg.warnings) this.opts.onWarning?.(w);
         all = cfg.endpoints;
       }
