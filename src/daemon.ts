@@ -254,8 +254,9 @@ export class Daemon {
     await this.metrics.setAddress(address);
     if (!address) return;
     const host = parseHostPort(address)?.host ?? '';
-    if (isLoopbackHost(host)) this.logger.info('serving metrics', { address, path: '/metrics' });
-    else this.logger.warn('serving metrics on a non-loopback address; anything that reaches it can read them', { address });
+    const fields = { address, port: this.metrics.port, path: '/metrics' };
+    if (isLoopbackHost(host)) this.logger.info('serving metrics', fields);
+    else this.logger.warn('serving metrics on a non-loopback address; anything that reaches it can read them', fields);
   }
 
   /**

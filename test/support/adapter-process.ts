@@ -29,6 +29,8 @@ export interface AdapterOptions {
   dir?: string;
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
+  /** Leave the log level to the config file (no --log-level flag, which would win over it). */
+  fileLogLevel?: boolean;
 }
 
 function waitExit(child: ChildProcess): Promise<number | null> {
@@ -51,7 +53,7 @@ export async function startAdapter(opts: AdapterOptions): Promise<AdapterProcess
     '--containerd-namespace', opts.namespace ?? 'cri-adapter-test',
     '--cni-conf-dir', cniConfDir,
     // Repeating a flag makes the daemon see a list ("debug,warn") and refuse to start.
-    ...(opts.extraArgs?.includes('--log-level') ? [] : ['--log-level', 'debug']),
+    ...(opts.extraArgs?.includes('--log-level') || opts.fileLogLevel ? [] : ['--log-level', 'debug']),
     ...(opts.extraArgs ?? []),
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
