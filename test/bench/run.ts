@@ -7,6 +7,7 @@ import { harnessAdapterArgs } from '../support/harness-adapter';
 import { containers } from './scenarios/containers';
 import { execLogs } from './scenarios/exec-logs';
 import { images } from './scenarios/images';
+import { metrics } from './scenarios/metrics';
 import { sandboxes } from './scenarios/sandboxes';
 import { scale } from './scenarios/scale';
 import { streaming } from './scenarios/streaming';
@@ -14,7 +15,7 @@ import { versionStatus } from './scenarios/version-status';
 import type { BenchContext, BenchRow, Scenario } from './types';
 
 // A new scenario is one file in scenarios/ and one entry here.
-const SCENARIOS: Scenario[] = [versionStatus, images, sandboxes, containers, execLogs, streaming, scale];
+const SCENARIOS: Scenario[] = [versionStatus, images, sandboxes, containers, execLogs, streaming, metrics, scale];
 
 function fmt(ms: number): string {
   return ms < 1 ? ms.toFixed(3) : ms < 100 ? ms.toFixed(2) : ms.toFixed(0);
