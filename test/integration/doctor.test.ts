@@ -11,6 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { CheckResult } from '../../src/doctor';
 import { loadHarnessEnv } from '../harness/env';
+import { nodeSettings } from '../support/adapter-process';
 
 const h = loadHarnessEnv();
 const MAIN = path.resolve(__dirname, '..', '..', 'dist', 'src', 'main.js');
@@ -28,12 +29,7 @@ interface Run {
 function doctor(overrides: Record<string, string> = {}, extra: string[] = [], opts: { json?: boolean } = {}): Promise<Run> {
   const dir = mkdtempSync(path.join(h.tmpDir, 'doctor-'));
   const settings = [
-    '--listen', path.join(dir, 'run', 'cri.sock'),
-    '--root', path.join(dir, 'root'),
-    '--state', path.join(dir, 'state'),
-    '--containerd-address', h.containerd.address,
-    '--containerd-namespace', 'cri-adapter-it-doctor',
-    '--cni-conf-dir', h.cni.confDir,
+    ...nodeSettings({ dir, containerdAddress: h.containerd.address, namespace: 'cri-adapter-it-doctor', cniConfDir: h.cni.confDir }),
     '--cni-bin-dirs', h.cni.binDir,
     '--registry-config-path', h.registry.configPath,
   ];

@@ -10,6 +10,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { loadHarnessEnv } from '../harness/env';
+import { FatalWaitError, waitFor } from '../harness/util';
+import { nodeSettings } from '../support/adapter-process';
 import { criClient } from '../support/cri-client';
 
 const execFileP = promisify(execFile);
@@ -44,13 +46,9 @@ it('installs the program with production dependencies only, a wrapper, the unit 
   expect(readFileSync(path.join(root, 'etc/crictl.yaml'), 'utf8')).toMatch(/^runtime-endpoint: unix:\/\/\/run\/cri-adapter\/cri-adapter\.sock$/m);
 });
 
-it('installs a unit that systemd-analyze verify accepts', () => {
-  const analyze = spawnSync('systemd-analyze', ['--version']);
-  if (analyze.error) {
-    // Not on this machine: say so in the output rather than pass silently.
-    console.warn('systemd-analyze is not installed; unit not verified');
-    return;
-  }
+// systemd-analyze ships with Debian's systemd package even where systemd is not PID 1 (as in these VMs).
+const hasAnalyze = spawnSync('systemd-analyze', ['--version']).error === undefined;
+(hasAnalyze ? it : it.skip)('installs a unit that systemd-analyze verify accepts', () => {
   // The unit names its program by its final path; point it at the staged copy for the check.
   const dir = mkdtempSync(path.join(h.tmpDir, 'unit-verify-'));
   const unit = readFileSync(path.join(root, 'etc/systemd/system/cri-adapter.service'), 'utf8').replace(
@@ -75,12 +73,7 @@ it('runs from the installed tree against containerd and answers Version and doct
   const dir = mkdtempSync(path.join(h.tmpDir, 'installed-run-'));
   const socket = path.join(dir, 'cri.sock');
   const settings = [
-    '--listen', socket,
-    '--root', path.join(dir, 'root'),
-    '--state', path.join(dir, 'state'),
-    '--containerd-address', h.containerd.address,
-    '--containerd-namespace', 'cri-adapter-it-install',
-    '--cni-conf-dir', h.cni.confDir,
+    ...nodeSettings({ dir, containerdAddress: h.containerd.address, namespace: 'cri-adapter-it-install', cniConfDir: h.cni.confDir }),
     '--registry-config-path', h.registry.configPath,
   ];
   const main = path.join(app(), 'dist', 'src', 'main.js');
@@ -93,18 +86,16 @@ it('runs from the installed tree against containerd and answers Version and doct
   daemon.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const client = criClient(socket, 2000);
   try {
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      try {
-        const v = await client.runtime.version({ version: '' });
-        expect(v.runtimeName).toBe('cri-adapter');
-        expect(v.runtimeApiVersion).toBe('v1');
-        break;
-      } catch (err) {
-        if (daemon.exitCode !== null || Date.now() > deadline) throw new Error(`installed daemon did not answer: ${(err as Error).message}\n${stderr}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    const v = await waitFor(
+      'the installed daemon to answer Version',
+      () => {
+        if (daemon.exitCode !== null) throw new FatalWaitError(`installed daemon exited ${daemon.exitCode}:\n${stderr}`);
+        return client.runtime.version({ version: '' });
+      },
+      { onTimeout: () => stderr },
+    );
+    expect(v.runtimeName).toBe('cri-adapter');
+    expect(v.runtimeApiVersion).toBe('v1');
   } finally {
     client.close();
     daemon.kill('SIGTERM');

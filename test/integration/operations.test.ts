@@ -6,8 +6,7 @@
  * daemon, refuses keys that need a restart, and keeps the running
  * configuration when the new file is invalid.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { status as Code } from '@grpc/grpc-js';
 import {
@@ -19,23 +18,13 @@ import {
   RunPodSandboxRequest,
 } from '../../src/gen/runtime/v1/api';
 import { loadHarnessEnv } from '../harness/env';
+import { waitFor } from '../harness/util';
 import { AdapterProcess, startAdapter } from '../support/adapter-process';
 import { CriCallError } from '../support/cri-client';
 import { startHarnessAdapter } from '../support/harness-adapter';
+import { getMetrics as get, metricsPort } from '../support/metrics-endpoint';
 
 const h = loadHarnessEnv();
-
-function get(port: number, urlPath: string): Promise<{ status: number; body: string; type: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: urlPath }, (res) => {
-        let body = '';
-        res.on('data', (b: Buffer) => (body += b.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type'] ?? '') }));
-      })
-      .on('error', reject);
-  });
-}
 
 /** Sample values of one scrape, keyed `name{labels}` exactly as printed. */
 function parse(text: string): Map<string, number> {
@@ -58,32 +47,13 @@ function sumMatching(m: Map<string, number>, re: RegExp): number {
   return n;
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function metricsPort(adapter: AdapterProcess): number {
-  for (const line of adapter.logs().split('\n')) {
-    if (!line.includes('"serving metrics"')) continue;
-    const port = (JSON.parse(line) as { port?: number }).port;
-    if (port) return port;
-  }
-  throw new Error('the daemon did not log its metrics port');
-}
-
 describe('metrics endpoint', () => {
   let adapter: AdapterProcess;
   let port: number;
 
   beforeAll(async () => {
     adapter = await startHarnessAdapter(h, { namespace: 'cri-adapter-it-metrics', extraArgs: ['--metrics-address', '127.0.0.1:0'] });
-    port = metricsPort(adapter);
+    port = metricsPort(adapter.logs());
   });
   afterAll(async () => {
     await adapter.stop();
@@ -256,6 +226,21 @@ describe('live reload (SIGHUP)', () => {
     await hup('"configuration keys changed that need a restart; not applied"');
     const line = adapter.logs().split('\n').reverse().find((l) => l.includes('need a restart'))!;
     expect(JSON.parse(line).keys).toEqual(['snapshotter']);
+  });
+
+  it('reads hosts.toml at every pull: an edit takes effect without a signal', async () => {
+    // Back to a hosts directory with nothing for the local registry: the pull goes to https and fails.
+    const hostsDir = mkdtempSync(path.join(h.tmpDir, 'reload-hosts-'));
+    writeConfig({ ...base(), logLevel: 'debug', registry: { configPath: hostsDir } });
+    await hup('"key":"registry.configPath"');
+    const pull = () => adapter.client.image.pullImage(PullImageRequest.fromPartial({ image: { image: h.images.busybox } }));
+    expect(await pull().catch((e: unknown) => e)).toBeInstanceOf(CriCallError);
+    // The harness's files copied in, no SIGHUP: the next pull reads them and succeeds.
+    cpSync(h.registry.configPath, hostsDir, { recursive: true });
+    expect((await pull()).imageRef).toMatch(/^sha256:/);
+    // Put the working directory back for the next test.
+    writeConfig({ ...base(), logLevel: 'debug', registry: { configPath: h.registry.configPath } });
+    await hup('"key":"registry.configPath"');
   });
 
   it('keeps the running configuration when the new file is invalid', async () => {

@@ -38,6 +38,18 @@ function waitExit(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
 
+/** The settings that place one daemon's socket and state under `dir` and point it at a containerd and a CNI config dir. */
+export function nodeSettings(o: { dir: string; containerdAddress: string; namespace: string; cniConfDir: string }): string[] {
+  return [
+    '--listen', path.join(o.dir, 'cri.sock'),
+    '--root', path.join(o.dir, 'root'),
+    '--state', path.join(o.dir, 'state'),
+    '--containerd-address', o.containerdAddress,
+    '--containerd-namespace', o.namespace,
+    '--cni-conf-dir', o.cniConfDir,
+  ];
+}
+
 /** Starts the built daemon (dist/) as the kubelet's node would run it, and waits until it answers. */
 export async function startAdapter(opts: AdapterOptions): Promise<AdapterProcess> {
   const dir = opts.dir ?? mkdtempSync('/tmp/cri-adapter-proc-');
@@ -46,12 +58,7 @@ export async function startAdapter(opts: AdapterOptions): Promise<AdapterProcess
   const socket = path.join(dir, 'cri.sock');
   const args = [
     MAIN,
-    '--listen', socket,
-    '--root', path.join(dir, 'root'),
-    '--state', path.join(dir, 'state'),
-    '--containerd-address', opts.containerdAddress,
-    '--containerd-namespace', opts.namespace ?? 'cri-adapter-test',
-    '--cni-conf-dir', cniConfDir,
+    ...nodeSettings({ dir, containerdAddress: opts.containerdAddress, namespace: opts.namespace ?? 'cri-adapter-test', cniConfDir }),
     // Repeating a flag makes the daemon see a list ("debug,warn") and refuse to start.
     ...(opts.extraArgs?.includes('--log-level') || opts.fileLogLevel ? [] : ['--log-level', 'debug']),
     ...(opts.extraArgs ?? []),

@@ -1,22 +1,10 @@
-import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { criOperationMeter } from '../../../src/metrics';
 import { startAdapter } from '../../support/adapter-process';
 import { harnessAdapterArgs } from '../../support/harness-adapter';
+import { getMetrics, metricsPort } from '../../support/metrics-endpoint';
 import { summarize, timeCalls } from '../measure';
 import type { BenchRow, Scenario } from '../types';
-
-function scrape(port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (res) => {
-        let n = 0;
-        res.on('data', (b: Buffer) => (n += b.length));
-        res.on('end', () => resolve(n));
-      })
-      .on('error', reject);
-  });
-}
 
 /**
  * What serving /metrics costs the CRI path: Status p50/p99 while a client
@@ -47,7 +35,7 @@ export const metrics: Scenario = {
         const loop = (async () => {
           while (on) {
             const t0 = performance.now();
-            bytes = await scrape(port);
+            bytes = (await getMetrics(port)).body.length;
             scrapeMs.push(performance.now() - t0);
           }
         })();
@@ -80,13 +68,3 @@ export const metrics: Scenario = {
     }
   },
 };
-
-/** The bound port, from the daemon's "serving metrics" log line (info level logs no per-call lines). */
-function metricsPort(logs: string): number {
-  for (const line of logs.split('\n')) {
-    if (!line.includes('"serving metrics"')) continue;
-    const port = (JSON.parse(line) as { port?: number }).port;
-    if (port) return port;
-  }
-  throw new Error('the bench adapter did not log its metrics port');
-}
