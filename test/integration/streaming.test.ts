@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { ContainerConfig, CreateContainerRequest, DeepPartial, PodSandboxConfig, PullImageRequest, RunPodSandboxRequest } from '../../src/gen/runtime/v1/api';
 import { loadHarnessEnv } from '../harness/env';
 import type { AdapterProcess } from '../support/adapter-process';
+import { startContainerIn } from '../support/pod-containers';
 import { criError } from '../support/cri-client';
 import { FakeApiServer } from '../support/fake-apiserver';
 import { startHarnessAdapter } from '../support/harness-adapter';
@@ -30,16 +31,9 @@ let podConfig: PodSandboxConfig;
 let sleeper: string;
 let web: string;
 
-async function startContainer(name: string, command: string[], extra: DeepPartial<ContainerConfig> = {}): Promise<string> {
-  const { containerId } = await adapter.client.runtime.createContainer(
-    CreateContainerRequest.fromPartial({
-      podSandboxId: podId,
-      sandboxConfig: podConfig,
-      config: { metadata: { name }, image: { image: h.images.busybox }, command, linux: {}, logPath: `${name}.log`, ...extra },
-    }),
-  );
-  await adapter.client.runtime.startContainer({ containerId });
-  return containerId;
+/** A busybox container in the test's pod, logging to `<name>.log`. */
+function startContainer(name: string, command: string[], extra: DeepPartial<ContainerConfig> = {}): Promise<string> {
+  return startContainerIn(adapter.client, { id: podId, config: podConfig }, h.images.busybox, name, command, { logPath: `${name}.log`, ...extra });
 }
 
 async function execUrl(cmd: string[], flags: { stdin?: boolean; stdout?: boolean; stderr?: boolean; tty?: boolean } = {}): Promise<string> {

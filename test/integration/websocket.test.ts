@@ -11,9 +11,10 @@ import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import * as net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ContainerConfig, CreateContainerRequest, DeepPartial, PodSandboxConfig, PullImageRequest, RunPodSandboxRequest } from '../../src/gen/runtime/v1/api';
+import { ContainerConfig, DeepPartial, PodSandboxConfig, PullImageRequest, RunPodSandboxRequest } from '../../src/gen/runtime/v1/api';
 import { loadHarnessEnv } from '../harness/env';
 import type { AdapterProcess } from '../support/adapter-process';
+import { startContainerIn } from '../support/pod-containers';
 import { FakeApiServer } from '../support/fake-apiserver';
 import { startHarnessAdapter } from '../support/harness-adapter';
 import { portForwardOn, remoteCommand } from '../support/spdy-client';
@@ -31,16 +32,9 @@ let podId: string;
 let podConfig: PodSandboxConfig;
 let sleeper: string;
 
-async function startContainer(name: string, command: string[], extra: DeepPartial<ContainerConfig> = {}): Promise<string> {
-  const { containerId } = await adapter.client.runtime.createContainer(
-    CreateContainerRequest.fromPartial({
-      podSandboxId: podId,
-      sandboxConfig: podConfig,
-      config: { metadata: { name }, image: { image: h.images.busybox }, command, linux: {}, logPath: `${name}.log`, ...extra },
-    }),
-  );
-  await adapter.client.runtime.startContainer({ containerId });
-  return containerId;
+/** A busybox container in the test's pod, logging to `<name>.log`. */
+function startContainer(name: string, command: string[], extra: DeepPartial<ContainerConfig> = {}): Promise<string> {
+  return startContainerIn(adapter.client, { id: podId, config: podConfig }, h.images.busybox, name, command, { logPath: `${name}.log`, ...extra });
 }
 
 async function execUrl(cmd: string[], flags: { stdin?: boolean; stdout?: boolean; stderr?: boolean; tty?: boolean } = {}): Promise<string> {
