@@ -354,7 +354,8 @@ describe('ImageService against containerd and real registries', () => {
       expect(err.details).toContain(image);
       expect(err.details).toContain(bad);
       expect(err.details).toMatch(/has digest sha256:[0-9a-f]{64}, expected/);
-      expect(await activeIngests(NS)).toEqual([]);
+      // The downloads the failure cancelled abort their ingests as they wind down, which can end just after the answer.
+      await waitFor('the cancelled downloads to abort their ingests', async () => (await activeIngests(NS)).length === 0, { timeoutMs: 5000 });
       expect(await leases(NS)).toEqual([]);
       expect((await imageRecords(NS)).filter((r) => r.includes(repo))).toEqual([]);
       expect(await list(adapter.client, image)).toEqual([]);
