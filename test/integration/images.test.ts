@@ -595,31 +595,29 @@ describe('ImageService against containerd and real registries', () => {
     });
   });
 
+  /** A PullImage the test can cancel, as the kubelet does when the pod goes away; resolves to its gRPC code. */
+  function cancellablePull(image: string): { result: Promise<{ code: number }>; cancel: () => void } {
+    let cancel!: () => void;
+    const result = new Promise<{ code: number }>((resolve) => {
+      const call = adapter.client.raw.image.pullImage(PullImageRequest.fromPartial({ image: { image } }), (err) =>
+        resolve({ code: err ? err.code : 0 }),
+      );
+      cancel = () => call.cancel();
+    });
+    return { result, cancel };
+  }
+
   it('a caller that gives up does not fail another caller of the same pull', async () => {
     const repo = 'cri-adapter-test/impatient';
     const img = bigImage(randomLayers(2, 128 * 1024));
-    const other = bigImage(randomLayers(2, 128 * 1024));
     await pushImage(REG, repo, 'shared', img);
-    await pushImage(REG, repo, 'alone', other);
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const gated = [...img.layers, ...other.layers].map((l) => l.digest);
+    const gated = img.layers.map((l) => l.digest);
     proxy.reset();
     proxy.blobs = (d) => (gated.includes(d) ? { gate } : undefined);
-    /** A PullImage the test can cancel, as the kubelet does when the pod goes away. */
-    const cancellable = (tag: string) => {
-      let cancel!: () => void;
-      const result = new Promise<{ code: number }>((resolve) => {
-        const call = adapter.client.raw.image.pullImage(
-          PullImageRequest.fromPartial({ image: { image: `${proxy.host}/${repo}:${tag}` } }),
-          (err) => resolve({ code: err ? err.code : 0 }),
-        );
-        cancel = () => call.cancel();
-      });
-      return { result, cancel };
-    };
     try {
-      const impatient = cancellable('shared');
+      const impatient = cancellablePull(`${proxy.host}/${repo}:shared`);
       await proxy.waitForRequest('GET', img.layers[0]!.digest);
       const patient = pull(adapter.client, `${proxy.host}/${repo}:shared`);
       await new Promise((r) => setTimeout(r, 200)); // the second caller has joined
@@ -646,20 +644,9 @@ describe('ImageService against containerd and real registries', () => {
     const gated = other.layers.map((l) => l.digest);
     proxy.reset();
     proxy.blobs = (d) => (gated.includes(d) ? { gate } : undefined);
-    const cancellable = (tag: string) => {
-      let cancel!: () => void;
-      const result = new Promise<{ code: number }>((resolve) => {
-        const call = adapter.client.raw.image.pullImage(
-          PullImageRequest.fromPartial({ image: { image: `${proxy.host}/${repo}:${tag}` } }),
-          (err) => resolve({ code: err ? err.code : 0 }),
-        );
-        cancel = () => call.cancel();
-      });
-      return { result, cancel };
-    };
     try {
 
-      const alone = cancellable('alone');
+      const alone = cancellablePull(`${proxy.host}/${repo}:alone`);
       await proxy.waitForRequest('GET', other.layers[0]!.digest);
       alone.cancel();
       expect(await alone.result).toEqual({ code: 1 });
