@@ -27,25 +27,13 @@ import type { ImageStore } from '../image/store';
 import { quoteBounded } from '../util/quote';
 import type { UndoStack } from '../util/undo';
 import type { ContainerContext } from './context';
+import type { ImageMountRecord } from './model';
 
 const run = promisify(execFile);
 /** mount(8) and umount(8) of a local overlay or bind return at once; anything slower is stuck. */
 const MOUNT_TIMEOUT_MS = 30_000;
 /** Symlinks followed inside an image while resolving image_sub_path: the kernel's own limit. */
 const MAX_LINKS = 40;
-
-/** What a container's metadata records of one image mount. */
-export interface ImageMountRecord {
-  /** Index in config.mounts. */
-  index: number;
-  imageId: string;
-  /** The View snapshot's key. */
-  snapshotKey: string;
-  /** Where the view is mounted on the host. */
-  hostDir: string;
-  /** The host path bound into the container: hostDir, or the path under it that image_sub_path names. */
-  source: string;
-}
 
 export interface ImageMountDeps {
   conn: ContainerdConnection;

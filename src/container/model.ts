@@ -1,9 +1,21 @@
 import { ContainerConfig } from '../gen/runtime/v1/api';
 import type { ProcessIdentity } from '../host/process-identity';
 import type { OciSpec, ResolvedUser } from '../oci';
-import type { ImageMountRecord } from './image-mounts';
 
 export type ContainerState = 'created' | 'running' | 'exited' | 'unknown';
+
+/** What a container's metadata records of one image mount. */
+export interface ImageMountRecord {
+  /** Index in config.mounts. */
+  index: number;
+  imageId: string;
+  /** The View snapshot's key. */
+  snapshotKey: string;
+  /** Where the view is mounted on the host. */
+  hostDir: string;
+  /** The host path bound into the container: hostDir, or the path under it that image_sub_path names. */
+  source: string;
+}
 
 /** What changes over a container's life; kept in a status file under the adapter's root dir. */
 export interface ContainerStatusFields {
