@@ -7,83 +7,38 @@
  * to the runtime's URL.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import * as net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ContainerConfig, DeepPartial, PodSandboxConfig, PullImageRequest, RunPodSandboxRequest } from '../../src/gen/runtime/v1/api';
 import { loadHarnessEnv } from '../harness/env';
-import type { AdapterProcess } from '../support/adapter-process';
-import { startContainerIn } from '../support/pod-containers';
 import { FakeApiServer } from '../support/fake-apiserver';
-import { startHarnessAdapter } from '../support/harness-adapter';
+import { KUBECTL, startStreamingPod, StreamingPod } from '../support/streaming-pod';
 import { portForwardOn, remoteCommand } from '../support/spdy-client';
 import { openWebSocket, spdyTunnel, wsPortForward, wsRemoteCommand, WS_STDIN } from '../support/ws-client';
 
 const run = promisify(execFile);
 const h = loadHarnessEnv();
 const NS = 'cri-adapter-it-websocket';
-const KUBECTL = ['/usr/bin/kubectl', '/usr/local/bin/kubectl'].find((p) => existsSync(p));
 const GET = Buffer.from('GET /index.html HTTP/1.0\r\n\r\n');
 
-let adapter: AdapterProcess;
-let adapterDir: string;
-let podId: string;
-let podConfig: PodSandboxConfig;
-let sleeper: string;
-
-/** A busybox container in the test's pod, logging to `<name>.log`. */
-function startContainer(name: string, command: string[], extra: DeepPartial<ContainerConfig> = {}): Promise<string> {
-  return startContainerIn(adapter.client, { id: podId, config: podConfig }, h.images.busybox, name, command, { logPath: `${name}.log`, ...extra });
-}
-
-async function execUrl(cmd: string[], flags: { stdin?: boolean; stdout?: boolean; stderr?: boolean; tty?: boolean } = {}): Promise<string> {
-  const { url } = await adapter.client.runtime.exec({
-    containerId: sleeper,
-    cmd,
-    stdin: flags.stdin ?? false,
-    stdout: flags.stdout ?? true,
-    stderr: flags.stderr ?? !flags.tty,
-    tty: flags.tty ?? false,
-  });
-  return url;
-}
+let pod: StreamingPod;
 
 async function pfUrl(ports: number[] = [8080]): Promise<string> {
-  return (await adapter.client.runtime.portForward({ podSandboxId: podId, port: ports })).url;
-}
-
-function execFifos(): number {
-  const dir = path.join(adapterDir, 'state', 'fifo');
-  return existsSync(dir) ? readdirSync(dir).filter((f) => f.includes('exec-')).length : 0;
+  return (await pod.adapter.client.runtime.portForward({ podSandboxId: pod.podId, port: ports })).url;
 }
 
 beforeAll(async () => {
-  adapterDir = mkdtempSync('/tmp/cri-adapter-ws-');
-  adapter = await startHarnessAdapter(h, { namespace: NS, dir: adapterDir });
-  await adapter.client.image.pullImage(PullImageRequest.fromPartial({ image: { image: h.images.busybox } }));
-  podConfig = PodSandboxConfig.fromPartial({
-    metadata: { name: 'websocket', namespace: 'it', uid: 'websocket-1' },
-    logDirectory: path.join(adapterDir, 'logs'),
-    linux: {},
-  });
-  ({ podSandboxId: podId } = await adapter.client.runtime.runPodSandbox(RunPodSandboxRequest.fromPartial({ config: podConfig })));
-  sleeper = await startContainer('sleeper', ['sleep', '3600']);
-  await startContainer('web', ['sh', '-c', 'mkdir -p /www && echo hello-from-the-pod > /www/index.html && exec httpd -f -p 8080 -h /www']);
+  pod = await startStreamingPod(h, { namespace: NS, name: 'websocket' });
 });
 
-afterAll(async () => {
-  await adapter.client.runtime.stopPodSandbox({ podSandboxId: podId }).catch(() => undefined);
-  await adapter.client.runtime.removePodSandbox({ podSandboxId: podId }).catch(() => undefined);
-  await adapter.stop();
-});
+afterAll(() => pod.close());
 
 describe('URLs', () => {
   it('Exec, Attach and PortForward hand out absolute http:// URLs (a scheme-less one is dialled as HTTPS by a kubelet 1.36+)', async () => {
-    const attach = await startContainer('urlcheck', ['sh', '-c', 'read x'], { stdin: true });
+    const attach = await pod.startContainer('urlcheck', ['sh', '-c', 'read x'], { stdin: true });
     const urls = [
-      await execUrl(['true']),
-      (await adapter.client.runtime.attach({ containerId: attach, stdin: true, stdout: true, stderr: true, tty: false })).url,
+      await pod.execUrl(['true']),
+      (await pod.adapter.client.runtime.attach({ containerId: attach, stdin: true, stdout: true, stderr: true, tty: false })).url,
       await pfUrl(),
     ];
     for (const url of urls) {
@@ -94,7 +49,7 @@ describe('URLs', () => {
 
 describe('Exec over WebSocket', () => {
   it('v5.channel.k8s.io: stdout and stderr apart, the exit code in the status on channel 3, a normal close', async () => {
-    const r = await wsRemoteCommand(await execUrl(['sh', '-c', 'echo out; echo err >&2; exit 3']), { protocols: ['v5.channel.k8s.io'] });
+    const r = await wsRemoteCommand(await pod.execUrl(['sh', '-c', 'echo out; echo err >&2; exit 3']), { protocols: ['v5.channel.k8s.io'] });
     expect(r.protocol).toBe('v5.channel.k8s.io');
     expect(r.stdout.toString()).toBe('out\n');
     expect(r.stderr.toString()).toBe('err\n');
@@ -103,7 +58,7 @@ describe('Exec over WebSocket', () => {
     expect(r.closeCode).toBe(1000);
     // As the kubelet does: an empty message on stdout first says the server is ready.
     expect(r.channels[0]).toBe(-1);
-    const ok = await wsRemoteCommand(await execUrl(['true']), { protocols: ['v5.channel.k8s.io'] });
+    const ok = await wsRemoteCommand(await pod.execUrl(['true']), { protocols: ['v5.channel.k8s.io'] });
     expect(ok.status).toEqual({ metadata: {}, status: 'Success' });
     expect(ok.exitCode).toBe(0);
   });
@@ -111,20 +66,20 @@ describe('Exec over WebSocket', () => {
   it('v5.channel.k8s.io: 1 MiB of stdin through cat and back, stdin closed by [255, 0]', async () => {
     const input = Buffer.alloc(1024 * 1024);
     for (let i = 0; i < input.length; i++) input[i] = (i * 13 + (i >> 9)) & 0xff;
-    const r = await wsRemoteCommand(await execUrl(['cat'], { stdin: true }), { protocols: ['v5.channel.k8s.io'], stdin: input, timeoutMs: 30_000 });
+    const r = await wsRemoteCommand(await pod.execUrl(['cat'], { stdin: true }), { protocols: ['v5.channel.k8s.io'], stdin: input, timeoutMs: 30_000 });
     expect(r.exitCode).toBe(0);
     expect(r.stdout.equals(input)).toBe(true);
   });
 
   it('v4.channel.k8s.io (no half-close): stdin, output and a non-zero exit code', async () => {
-    const r = await wsRemoteCommand(await execUrl(['sh', '-c', 'head -c 6; exit 4'], { stdin: true }), { protocols: ['v4.channel.k8s.io'], stdin: Buffer.from('abcdef') });
+    const r = await wsRemoteCommand(await pod.execUrl(['sh', '-c', 'head -c 6; exit 4'], { stdin: true }), { protocols: ['v4.channel.k8s.io'], stdin: Buffer.from('abcdef') });
     expect(r.protocol).toBe('v4.channel.k8s.io');
     expect(r.stdout.toString()).toBe('abcdef');
     expect(r.exitCode).toBe(4);
   });
 
   it('v4.base64.channel.k8s.io: text messages with base64 payloads both ways', async () => {
-    const r = await wsRemoteCommand(await execUrl(['sh', '-c', 'head -c 3; printf "\\001\\377" >&2; exit 5'], { stdin: true }), {
+    const r = await wsRemoteCommand(await pod.execUrl(['sh', '-c', 'head -c 3; printf "\\001\\377" >&2; exit 5'], { stdin: true }), {
       protocols: ['v4.base64.channel.k8s.io'],
       stdin: Buffer.from('xyz'),
     });
@@ -135,24 +90,24 @@ describe('Exec over WebSocket', () => {
   });
 
   it.each([['channel.k8s.io'], ['base64.channel.k8s.io'], ['']])('%s (pre-v4, or no protocol named): failures as text on channel 3', async (protocol) => {
-    const r = await wsRemoteCommand(await execUrl(['sh', '-c', 'echo old; exit 2']), { protocols: protocol ? [protocol] : [] });
+    const r = await wsRemoteCommand(await pod.execUrl(['sh', '-c', 'echo old; exit 2']), { protocols: protocol ? [protocol] : [] });
     expect(r.protocol).toBe(protocol);
     expect(r.stdout.toString()).toBe('old\n');
     expect(r.error).toMatch(/exit code 2/);
-    const ok = await wsRemoteCommand(await execUrl(['true']), { protocols: protocol ? [protocol] : [] });
+    const ok = await wsRemoteCommand(await pod.execUrl(['true']), { protocols: protocol ? [protocol] : [] });
     expect(ok.error).toBe('');
     expect(ok.closeCode).toBe(1000);
   });
 
   it('takes the first of the offered protocols it speaks, in the client\'s order', async () => {
-    const r = await wsRemoteCommand(await execUrl(['true']), { protocols: ['v9.channel.k8s.io', 'v4.base64.channel.k8s.io', 'v5.channel.k8s.io'] });
+    const r = await wsRemoteCommand(await pod.execUrl(['true']), { protocols: ['v9.channel.k8s.io', 'v4.base64.channel.k8s.io', 'v5.channel.k8s.io'] });
     expect(r.protocol).toBe('v4.base64.channel.k8s.io');
   });
 
   it.each([['v4.channel.k8s.io'], ['v5.channel.k8s.io']])('%s: a terminal, resized from channel 4', async (protocol) => {
     // Polls: the resize reaches the terminal through containerd while the command runs.
     const script = 'tty; for i in $(seq 1 25); do s=$(stty size); [ "$s" = "45 123" ] && break; sleep 0.2; done; echo size=$s';
-    const r = await wsRemoteCommand(await execUrl(['sh', '-c', script], { tty: true }), { protocols: [protocol], terminalSizes: [{ width: 123, height: 45 }] });
+    const r = await wsRemoteCommand(await pod.execUrl(['sh', '-c', script], { tty: true }), { protocols: [protocol], terminalSizes: [{ width: 123, height: 45 }] });
     expect(r.stdout.toString()).toMatch(/\/dev\/pts\/\d+/);
     expect(r.stdout.toString()).toContain('size=45 123');
     expect(r.exitCode).toBe(0);
@@ -160,7 +115,7 @@ describe('Exec over WebSocket', () => {
 
   it('v5: an interactive shell on a terminal, stdin sent as the output arrives', async () => {
     let sent = false;
-    const r = await wsRemoteCommand(await execUrl(['sh'], { tty: true, stdin: true }), {
+    const r = await wsRemoteCommand(await pod.execUrl(['sh'], { tty: true, stdin: true }), {
       protocols: ['v5.channel.k8s.io'],
       closeStdin: false,
       onMessage: (channel, data, send) => {
@@ -175,13 +130,13 @@ describe('Exec over WebSocket', () => {
   });
 
   it('answers a missing command with 127', async () => {
-    const r = await wsRemoteCommand(await execUrl(['no-such-command']), { protocols: ['v5.channel.k8s.io'] });
+    const r = await wsRemoteCommand(await pod.execUrl(['no-such-command']), { protocols: ['v5.channel.k8s.io'] });
     expect(r.exitCode).toBe(127);
     expect(r.status?.message).toMatch(/no-such-command/);
   });
 
   it('refuses unknown subprotocols, reused and unknown URLs, and a plain GET', async () => {
-    const url = await execUrl(['true']);
+    const url = await pod.execUrl(['true']);
     const refused = (await openWebSocket(url, ['v9.channel.k8s.io', 'x'.repeat(5000)]).catch((e: Error) => e)) as Error;
     expect(refused.message).toMatch(/403.*none of the offered subprotocols.*supported/);
     // The offer is echoed only in part.
@@ -190,27 +145,27 @@ describe('Exec over WebSocket', () => {
     await wsRemoteCommand(url, { protocols: ['v5.channel.k8s.io'] });
     await expect(wsRemoteCommand(url, { protocols: ['v5.channel.k8s.io'] })).rejects.toThrow(/404/);
     await expect(openWebSocket(url.replace(/[^/]+$/, 'nope'), ['v5.channel.k8s.io'])).rejects.toThrow(/404/);
-    const plain = await fetch(await execUrl(['true']));
+    const plain = await fetch(await pod.execUrl(['true']));
     expect(plain.status).toBe(400);
     expect(await plain.text()).toMatch(/websocket/);
   });
 
   it('kills the process and cleans up when the client goes away', async () => {
-    const url = await execUrl(['sh', '-c', 'echo started; exec sleep 601']);
+    const url = await pod.execUrl(['sh', '-c', 'echo started; exec sleep 601']);
     const { ws } = await openWebSocket(url, ['v5.channel.k8s.io']);
     await new Promise<void>((resolve) => ws.on('message', (m: Buffer) => m.toString().includes('started') && resolve()));
     ws.terminate();
-    for (let i = 0; i < 50 && execFifos() > 0; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(execFifos()).toBe(0);
-    const ps = await wsRemoteCommand(await execUrl(['ps', '-o', 'args']), { protocols: ['v5.channel.k8s.io'] });
+    for (let i = 0; i < 50 && pod.execFifos() > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(pod.execFifos()).toBe(0);
+    const ps = await wsRemoteCommand(await pod.execUrl(['ps', '-o', 'args']), { protocols: ['v5.channel.k8s.io'] });
     expect(ps.stdout.toString()).not.toContain('sleep 601');
   });
 });
 
 describe('Attach over WebSocket', () => {
   it('v5: stdin in (closed with [255, 0], stdin_once), stdout and stderr out', async () => {
-    const id = await startContainer('echoer', ['sh', '-c', 'read line; echo got:$line; echo bye >&2'], { stdin: true, stdinOnce: true });
-    const { url } = await adapter.client.runtime.attach({ containerId: id, stdin: true, stdout: true, stderr: true, tty: false });
+    const id = await pod.startContainer('echoer', ['sh', '-c', 'read line; echo got:$line; echo bye >&2'], { stdin: true, stdinOnce: true });
+    const { url } = await pod.adapter.client.runtime.attach({ containerId: id, stdin: true, stdout: true, stderr: true, tty: false });
     const r = await wsRemoteCommand(url, { protocols: ['v5.channel.k8s.io'], stdin: Buffer.from('hello\n'), timeoutMs: 15_000 });
     expect(r.stdout.toString()).toBe('got:hello\n');
     expect(r.stderr.toString()).toBe('bye\n');
@@ -218,8 +173,8 @@ describe('Attach over WebSocket', () => {
   });
 
   it('v4.channel.k8s.io: a shell on a terminal', async () => {
-    const id = await startContainer('shell', ['sh'], { stdin: true, tty: true });
-    const { url } = await adapter.client.runtime.attach({ containerId: id, stdin: true, stdout: true, stderr: false, tty: true });
+    const id = await pod.startContainer('shell', ['sh'], { stdin: true, tty: true });
+    const { url } = await pod.adapter.client.runtime.attach({ containerId: id, stdin: true, stdout: true, stderr: false, tty: true });
     const r = await wsRemoteCommand(url, { protocols: ['v4.channel.k8s.io'], stdin: Buffer.from('echo hi-$((6*7))\nexit\n'), timeoutMs: 15_000 });
     expect(r.stdout.toString()).toContain('hi-42');
   });
@@ -289,7 +244,7 @@ describe('PortForward over WebSocket', () => {
 
 describe('SPDY still', () => {
   it('serves the same URLs over SPDY/3.1', async () => {
-    const r = await remoteCommand(await execUrl(['sh', '-c', 'echo spdy; exit 6']), { stdout: true, stderr: true });
+    const r = await remoteCommand(await pod.execUrl(['sh', '-c', 'echo spdy; exit 6']), { stdout: true, stderr: true });
     expect(r.stdout.toString()).toBe('spdy\n');
     expect(r.exitCode).toBe(6);
   });
@@ -299,11 +254,11 @@ describe('SPDY still', () => {
   let api: FakeApiServer;
   let server: string;
   const kubectlEnv = { ...process.env, KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'true', KUBECTL_PORT_FORWARD_WEBSOCKETS: 'true', HOME: '/tmp' };
-  const args = () => ['--server', server, '--cache-dir', path.join(adapterDir, 'kcache')];
+  const args = () => ['--server', server, '--cache-dir', path.join(pod.dir, 'kcache')];
 
   beforeAll(async () => {
-    api = new FakeApiServer(adapter.client);
-    api.addPod({ namespace: 'it', name: 'websocket', podSandboxId: podId, containers: { sleeper } });
+    api = new FakeApiServer(pod.adapter.client);
+    api.addPod({ namespace: 'it', name: 'websocket', podSandboxId: pod.podId, containers: { sleeper: pod.sleeper } });
     server = await api.start();
   });
   afterAll(() => api.stop());
@@ -340,8 +295,8 @@ describe('SPDY still', () => {
   });
 
   it('kubectl attach -i over WebSocket', async () => {
-    const id = await startContainer('kwsattach', ['sh', '-c', 'read line; echo kubectl-ws-said:$line'], { stdin: true, stdinOnce: true });
-    api.addPod({ namespace: 'it', name: 'wsattach', podSandboxId: podId, containers: { kwsattach: id }, stdinContainers: ['kwsattach'] });
+    const id = await pod.startContainer('kwsattach', ['sh', '-c', 'read line; echo kubectl-ws-said:$line'], { stdin: true, stdinOnce: true });
+    api.addPod({ namespace: 'it', name: 'wsattach', podSandboxId: pod.podId, containers: { kwsattach: id }, stdinContainers: ['kwsattach'] });
     const child = execFile(KUBECTL!, [...args(), 'attach', '-i', '-n', 'it', 'wsattach', '-c', 'kwsattach'], { env: kubectlEnv, timeout: 30_000 });
     let out = '';
     child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
@@ -378,14 +333,14 @@ describe('SPDY still', () => {
 
 describe('daemon stop', () => {
   it('closes WebSocket sessions and kills their execs', async () => {
-    const url = await execUrl(['sh', '-c', 'echo up; exec sleep 778']);
+    const url = await pod.execUrl(['sh', '-c', 'echo up; exec sleep 778']);
     const pending = wsRemoteCommand(url, { protocols: ['v5.channel.k8s.io'], timeoutMs: 20_000 });
     await new Promise((r) => setTimeout(r, 500));
-    await adapter.stop();
+    await pod.adapter.stop();
     const r = await pending.catch((e: Error) => e);
     expect(r).not.toBeInstanceOf(Error);
-    adapter = await startHarnessAdapter(h, { namespace: NS, dir: adapterDir });
-    const ps = await wsRemoteCommand(await execUrl(['ps', '-o', 'args']), { protocols: ['v5.channel.k8s.io'] });
+    await pod.restartAdapter();
+    const ps = await wsRemoteCommand(await pod.execUrl(['ps', '-o', 'args']), { protocols: ['v5.channel.k8s.io'] });
     expect(ps.stdout.toString()).toContain('sleep 3600');
     expect(ps.stdout.toString()).not.toContain('sleep 778');
   });
