@@ -7,14 +7,13 @@
  */
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import * as net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { CreateContainerRequest, PodSandboxConfig, RunPodSandboxRequest } from '../../src/gen/runtime/v1/api';
 import { loadHarnessEnv } from '../harness/env';
 import { criError } from '../support/cri-client';
 import { FakeApiServer } from '../support/fake-apiserver';
-import { KUBECTL, startStreamingPod, StreamingPod } from '../support/streaming-pod';
+import { KUBECTL, kubectlAttachLine, startStreamingPod, StreamingPod, throughKubectlPortForward } from '../support/streaming-pod';
 import { portForward, remoteCommand } from '../support/spdy-client';
 
 const run = promisify(execFile);
@@ -223,39 +222,17 @@ describe('PortForward', () => {
   it('kubectl attach -i sends stdin to the container and prints its output', async () => {
     const id = await pod.startContainer('kattach', ['sh', '-c', 'read line; echo kubectl-said:$line'], { stdin: true, stdinOnce: true });
     api.addPod({ namespace: 'it', name: 'attachpod', podSandboxId: pod.podId, containers: { kattach: id }, stdinContainers: ['kattach'] });
-    const child = execFile(KUBECTL!, ['--server', server, '--cache-dir', path.join(pod.dir, 'kcache'), 'attach', '-i', '-n', 'it', 'attachpod', '-c', 'kattach'], {
-      env: kubectlEnv,
-      timeout: 30_000,
-    });
-    let out = '';
-    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-    child.stdin!.end('from-kubectl\n');
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const { out, code } = await kubectlAttachLine(['--server', server, '--cache-dir', path.join(pod.dir, 'kcache'), 'attach', '-i', '-n', 'it', 'attachpod', '-c', 'kattach'], kubectlEnv, 'from-kubectl\n');
     expect(out).toContain('kubectl-said:from-kubectl');
     expect(code).toBe(0);
     expect(api.criCalls).toContain('Attach kattach');
   });
 
   it('kubectl port-forward serves the pod\'s port on a local one', async () => {
-    const local = await new Promise<number>((resolve) => {
-      const s = net.createServer().listen(0, '127.0.0.1', () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
-    const child = execFile(KUBECTL!, ['--server', server, '--cache-dir', path.join(pod.dir, 'kcache'), 'port-forward', '-n', 'it', 'pod/streaming', `${local}:8080`], {
-      env: kubectlEnv,
-    });
-    try {
-      let body = '';
-      for (let i = 0; i < 50 && !body.includes('hello-from-the-pod'); i++) {
-        await new Promise((r) => setTimeout(r, 200));
-        body = await fetch(`http://127.0.0.1:${local}/index.html`).then((r) => r.text()).catch(() => '');
-      }
+    const args = (local: number) => ['--server', server, '--cache-dir', path.join(pod.dir, 'kcache'), 'port-forward', '-n', 'it', 'pod/streaming', `${local}:8080`];
+    await throughKubectlPortForward(args, kubectlEnv, async (_local, body) => {
       expect(body).toContain('hello-from-the-pod');
-    } finally {
-      child.kill();
-    }
+    });
   });
 });
 

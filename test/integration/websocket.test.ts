@@ -7,12 +7,11 @@
  * to the runtime's URL.
  */
 import { execFile } from 'node:child_process';
-import * as net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { loadHarnessEnv } from '../harness/env';
 import { FakeApiServer } from '../support/fake-apiserver';
-import { KUBECTL, startStreamingPod, StreamingPod } from '../support/streaming-pod';
+import { KUBECTL, kubectlAttachLine, startStreamingPod, StreamingPod, throughKubectlPortForward } from '../support/streaming-pod';
 import { portForwardOn, remoteCommand } from '../support/spdy-client';
 import { openWebSocket, spdyTunnel, wsPortForward, wsRemoteCommand, WS_STDIN } from '../support/ws-client';
 
@@ -297,37 +296,19 @@ describe('SPDY still', () => {
   it('kubectl attach -i over WebSocket', async () => {
     const id = await pod.startContainer('kwsattach', ['sh', '-c', 'read line; echo kubectl-ws-said:$line'], { stdin: true, stdinOnce: true });
     api.addPod({ namespace: 'it', name: 'wsattach', podSandboxId: pod.podId, containers: { kwsattach: id }, stdinContainers: ['kwsattach'] });
-    const child = execFile(KUBECTL!, [...args(), 'attach', '-i', '-n', 'it', 'wsattach', '-c', 'kwsattach'], { env: kubectlEnv, timeout: 30_000 });
-    let out = '';
-    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-    child.stdin!.end('from-kubectl\n');
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const { out, code } = await kubectlAttachLine([...args(), 'attach', '-i', '-n', 'it', 'wsattach', '-c', 'kwsattach'], kubectlEnv, 'from-kubectl\n');
     expect(out).toContain('kubectl-ws-said:from-kubectl');
     expect(code).toBe(0);
     expect(api.upgrades).toContain('websocket attach offered=v5.channel.k8s.io -> 101 v5.channel.k8s.io');
   });
 
   it('kubectl port-forward through the SPDY tunnel', async () => {
-    const local = await new Promise<number>((resolve) => {
-      const s = net.createServer().listen(0, '127.0.0.1', () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
-    const child = execFile(KUBECTL!, [...args(), 'port-forward', '-n', 'it', 'pod/websocket', `${local}:8080`], { env: kubectlEnv });
-    try {
-      let body = '';
-      for (let i = 0; i < 50 && !body.includes('hello-from-the-pod'); i++) {
-        await new Promise((r) => setTimeout(r, 200));
-        body = await fetch(`http://127.0.0.1:${local}/index.html`).then((r) => r.text()).catch(() => '');
-      }
+    await throughKubectlPortForward((local) => [...args(), 'port-forward', '-n', 'it', 'pod/websocket', `${local}:8080`], kubectlEnv, async (local, body) => {
       expect(body).toContain('hello-from-the-pod');
       // A second connection through the same tunnel.
       expect(await fetch(`http://127.0.0.1:${local}/index.html`).then((r) => r.text())).toContain('hello-from-the-pod');
       expect(api.upgrades).toContain('websocket portforward offered=SPDY/3.1+portforward.k8s.io -> 101 SPDY/3.1+portforward.k8s.io');
-    } finally {
-      child.kill();
-    }
+    });
   });
 });
 

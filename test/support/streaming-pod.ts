@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import * as net from 'node:net';
 import path from 'node:path';
 import { ContainerConfig, DeepPartial, PodSandboxConfig, PullImageRequest, RunPodSandboxRequest } from '../../src/gen/runtime/v1/api';
 import type { HarnessDescription } from '../harness';
@@ -87,4 +89,48 @@ export async function startStreamingPod(h: HarnessDescription, opts: { namespace
   pod.sleeper = await startContainer('sleeper', ['sleep', '3600']);
   pod.web = await startContainer('web', ['sh', '-c', 'mkdir -p /www && echo hello-from-the-pod > /www/index.html && exec httpd -f -p 8080 -h /www']);
   return pod;
+}
+
+/** Runs `kubectl <args> attach -i ...` with one line on stdin; resolves with what it printed and its exit code. */
+export async function kubectlAttachLine(args: string[], env: NodeJS.ProcessEnv, line: string): Promise<{ out: string; code: number | null }> {
+  const child = execFile(KUBECTL!, args, { env, timeout: 30_000 });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stdin!.end(line);
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return { out, code };
+}
+
+/** A local port nobody listens on right now. */
+export function freeLocalPort(): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/**
+ * Runs `kubectl <args> port-forward <pod> <local>:8080` and waits until the
+ * pod's web page comes through it (up to 10 s), then hands the local port to
+ * `check`; kubectl is killed afterwards whatever happened.
+ */
+export async function throughKubectlPortForward(
+  args: (local: number) => string[],
+  env: NodeJS.ProcessEnv,
+  check: (local: number, firstBody: string) => Promise<void>,
+): Promise<void> {
+  const local = await freeLocalPort();
+  const child = execFile(KUBECTL!, args(local), { env });
+  try {
+    let body = '';
+    for (let i = 0; i < 50 && !body.includes('hello-from-the-pod'); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      body = await fetch(`http://127.0.0.1:${local}/index.html`).then((r) => r.text()).catch(() => '');
+    }
+    await check(local, body);
+  } finally {
+    child.kill();
+  }
 }
