@@ -16,6 +16,33 @@ export interface BlobToWrite {
   size: number;
   labels?: Record<string, string>;
   source: Readable;
+  /** Told when a failed write's ingest could not be seen gone within CLEANUP_MS (the answer goes on regardless). */
+  onIngestLingers?: (ref: string) => void;
+}
+
+/** How long a failed write waits for its ingest to be gone before it answers anyway. */
+const CLEANUP_MS = 3000;
+
+/**
+ * Aborts an ingest and waits until containerd no longer lists it. A client-side
+ * cancel does not wait for containerd's Write handler: it can still open the
+ * ingest (a 0-byte one) after a first Abort found nothing, so the abort is
+ * repeated until Status says NotFound. Bounded, so a hung containerd cannot
+ * hold the pull's answer; returns whether the ingest was seen gone.
+ */
+async function discardIngest(conn: ContainerdConnection, ref: string): Promise<boolean> {
+  const until = Date.now() + CLEANUP_MS;
+  for (let delay = 10; ; delay = Math.min(delay * 2, 200)) {
+    const left = until - Date.now();
+    if (left <= 0) return false;
+    try {
+      await unlessNotFound(conn.content.abort({ ref }, { deadline: Date.now() + left }));
+      if ((await unlessNotFound(conn.content.status({ ref }, { deadline: Date.now() + left }))) === undefined) return true;
+    } catch {
+      // A failed abort or status is retried until the bound.
+    }
+    await new Promise((r) => setTimeout(r, delay));
+  }
 }
 
 /**
@@ -124,8 +151,8 @@ async function copyIntoContent(conn: ContainerdConnection, blob: BlobToWrite, ct
     await done;
   } catch (err) {
     stream.cancel();
-    // Leave no half-written ingest behind (the caller destroys the source).
-    await conn.content.abort({ ref: blob.ref }).catch(() => undefined);
+    // Leave no half-written ingest behind (the caller destroys the source), before the caller answers.
+    if (!(await discardIngest(conn, blob.ref))) blob.onIngestLingers?.(blob.ref);
     if (err instanceof AlreadyExistsError) return;
     throw err;
   } finally {

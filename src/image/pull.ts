@@ -123,7 +123,18 @@ async function pullImageOnce(
           if (Object.keys(labels).length) await setBlobLabels(conn, desc.digest, labels, lctx);
           return;
         }
-        await writeBlob(conn, { ref: `${PULL_INGEST_PREFIX}${desc.digest}`, digest: desc.digest, size: desc.size, labels, source: await body() }, wctx);
+        await writeBlob(
+          conn,
+          {
+            ref: `${PULL_INGEST_PREFIX}${desc.digest}`,
+            digest: desc.digest,
+            size: desc.size,
+            labels,
+            source: await body(),
+            onIngestLingers: (ingest) => logger.warn('a failed blob write left its ingest behind', { image: ref.string(), digest: desc.digest, ingest }),
+          },
+          wctx,
+        );
         imagePulls.bytes(desc.size);
       } finally {
         blobWrites.delete(key);
