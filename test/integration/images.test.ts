@@ -633,9 +633,9 @@ describe('ImageService against containerd and real registries', () => {
     }
   });
 
-  // Skipped: in every full `npm test` run since the typed abort reasons landed (46f99b0) the abandoned
-  // downloads were not all seen cancelled within 20 s, while the suite alone passes; under investigation.
-  it.skip('a lone caller that gives up ends its pull: its downloads are cancelled and nothing stays', async () => {
+  // Failed in full `npm test` runs after 46f99b0 (abandoned downloads not all seen cancelled within 20 s);
+  // passes alone and after the suites that precede it. Cause not found yet: watch it in full runs.
+  it('a lone caller that gives up ends its pull: its downloads are cancelled and nothing stays', async () => {
     const repo = 'cri-adapter-test/impatient-alone';
     const other = bigImage(randomLayers(2, 128 * 1024));
     await pushImage(REG, repo, 'alone', other);
