@@ -205,11 +205,15 @@ function normalizePath(p: string): string {
   return n;
 }
 
-/** Serialise entries into an uncompressed tar. Entries are sorted by path (parents first). */
+/**
+ * Serialise entries into an uncompressed tar. Entries are sorted by path
+ * (parents first), hard links after everything else: an unpacker links to a
+ * target that must already be there (`bin/[` sorts before `bin/busybox`).
+ */
 export function writeTar(entries: LayerEntry[]): Buffer {
-  const sorted = entries
-    .map((e) => ({ e, name: normalizePath(e.path) }))
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const byName = (a: { name: string }, b: { name: string }): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  const named = entries.map((e) => ({ e, name: normalizePath(e.path) }));
+  const sorted = [...named.filter((x) => x.e.type !== 'hardlink').sort(byName), ...named.filter((x) => x.e.type === 'hardlink').sort(byName)];
   const seen = new Set<string>();
   const parts: Buffer[] = [];
   for (const { e, name: rawName } of sorted) {
@@ -515,8 +519,16 @@ export const PASSWD = [
 
 export const GROUP = ['root:x:0:', 'app:x:1000:', 'extra:x:2000:app', 'nobody:x:65534:', ''].join('\n');
 
-/** busybox-static's applets as symlinks next to a copy of the binary. */
-export function busyboxImage(busybox = '/bin/busybox'): BuiltImage {
+/**
+ * busybox's applets next to a copy of the binary, with these /etc/passwd and
+ * /etc/group. Applets are symlinks, or hard links (`links: 'hard'`) as in
+ * the public busybox images, where masking /bin/ls must not mask the binary.
+ */
+export function busyboxEntries(
+  busybox = '/bin/busybox',
+  users = { passwd: PASSWD, group: GROUP },
+  links: 'symbolic' | 'hard' = 'symbolic',
+): LayerEntry[] {
   const applets = execFileSync(busybox, ['--list'], { encoding: 'utf8' })
     .split('\n')
     .map((s) => s.trim())
@@ -525,43 +537,51 @@ export function busyboxImage(busybox = '/bin/busybox'): BuiltImage {
     { type: 'dir', path: 'bin' },
     { type: 'file', path: 'bin/busybox', source: busybox, mode: 0o755 },
     { type: 'dir', path: 'etc' },
-    { type: 'file', path: 'etc/passwd', content: PASSWD },
-    { type: 'file', path: 'etc/group', content: GROUP },
+    { type: 'file', path: 'etc/passwd', content: users.passwd },
+    { type: 'file', path: 'etc/group', content: users.group },
     { type: 'dir', path: 'tmp', mode: 0o1777 },
     { type: 'dir', path: 'root', mode: 0o700 },
     { type: 'dir', path: 'home' },
     { type: 'dir', path: 'home/app', uid: 1000, gid: 1000 },
   ];
   const taken = new Set(entries.map((e) => e.path));
+  const link = (p: string): LayerEntry =>
+    links === 'hard' ? { type: 'hardlink', path: p, target: 'bin/busybox' } : { type: 'symlink', path: p, target: 'busybox' };
   for (const a of applets) {
-    if (!taken.has(`bin/${a}`)) entries.push({ type: 'symlink', path: `bin/${a}`, target: 'busybox' });
+    if (!taken.has(`bin/${a}`)) entries.push(link(`bin/${a}`));
     taken.add(`bin/${a}`);
   }
-  if (!taken.has('bin/sh')) entries.push({ type: 'symlink', path: 'bin/sh', target: 'busybox' });
-  return buildImage({ layers: [{ entries }], config: { cmd: ['sh'], env: [DEFAULT_PATH] } });
+  if (!taken.has('bin/sh')) entries.push(link('bin/sh'));
+  return entries;
 }
 
-/** Where pause.c lives: next to this file under ts-jest, or in the source tree when run from dist/. */
-export function pauseSourcePath(): string {
-  const candidates = [
-    path.join(__dirname, 'pause', 'pause.c'),
-    path.resolve(__dirname, '..', '..', '..', 'test', 'harness', 'pause', 'pause.c'),
-  ];
+export function busyboxImage(busybox = '/bin/busybox'): BuiltImage {
+  return buildImage({ layers: [{ entries: busyboxEntries(busybox) }], config: { cmd: ['sh'], env: [DEFAULT_PATH] } });
+}
+
+/** A C file of the harness (`rel` below test/harness): next to this file under ts-jest, or in the source tree when run from dist/. */
+export function harnessSourcePath(rel: string): string {
+  const candidates = [path.join(__dirname, rel), path.resolve(__dirname, '..', '..', '..', 'test', 'harness', rel)];
   const found = candidates.find((p) => fs.existsSync(p));
-  if (!found) throw new Error(`pause.c not found (looked in ${candidates.join(', ')})`);
+  if (!found) throw new Error(`${rel} not found (looked in ${candidates.join(', ')})`);
   return found;
 }
 
-/** Compile the pause program statically into `outDir` (reused if already there). */
-export async function compilePause(outDir: string): Promise<string> {
-  const out = path.join(outDir, 'pause');
+/** Compile one C file of the harness statically into `outDir`/`name` (reused if already there). */
+export async function compileStatic(rel: string, outDir: string, name: string): Promise<string> {
+  const out = path.join(outDir, name);
   if (fs.existsSync(out)) return out;
   fs.mkdirSync(outDir, { recursive: true });
   const tmp = `${out}.tmp${process.pid}`;
-  await run('gcc', ['-static', '-Os', '-Wall', '-Wextra', '-Werror', '-o', tmp, pauseSourcePath()], { timeoutMs: 120_000 });
+  await run('gcc', ['-static', '-Os', '-Wall', '-Wextra', '-Werror', '-o', tmp, harnessSourcePath(rel)], { timeoutMs: 120_000 });
   await run('strip', [tmp]).catch(() => undefined);
   fs.renameSync(tmp, out);
   return out;
+}
+
+/** The pause program, compiled into `outDir`. */
+export function compilePause(outDir: string): Promise<string> {
+  return compileStatic(path.join('pause', 'pause.c'), outDir, 'pause');
 }
 
 export function pauseImage(pauseBinary: string): BuiltImage {

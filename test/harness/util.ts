@@ -66,7 +66,7 @@ export class CommandError extends Error {
 export function run(
   cmd: string,
   args: readonly string[],
-  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string } = {},
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(
@@ -74,6 +74,7 @@ export function run(
       args,
       {
         env: opts.env ?? childEnv(),
+        cwd: opts.cwd,
         timeout: opts.timeoutMs ?? 60_000,
         maxBuffer: 64 * 1024 * 1024,
         encoding: 'utf8',
