@@ -607,6 +607,19 @@ describe('ImageService against containerd and real registries', () => {
     return { result, cancel };
   }
 
+  /**
+   * After a pull was given up: the downloads of `layers` it started (at least one) are all seen
+   * aborted, its lease is gone, no ingest stays, and `image` has no record.
+   */
+  async function expectAbandonedPullGone(layers: string[], image: string): Promise<void> {
+    const fetched = () => proxy.requests.filter((r) => layers.some((d) => r.url.endsWith(d)));
+    expect(fetched().length).toBeGreaterThan(0);
+    await waitFor('the abandoned downloads to be cancelled', () => fetched().every((r) => r.aborted));
+    await waitFor('the abandoned pull to end', async () => (await leases(NS)).length === 0);
+    expect(await activeIngests(NS)).toEqual([]);
+    expect(await list(adapter.client, image)).toEqual([]);
+  }
+
   it('a caller that gives up does not fail another caller of the same pull', async () => {
     const repo = 'cri-adapter-test/impatient';
     const img = bigImage(randomLayers(2, 128 * 1024));
@@ -645,16 +658,11 @@ describe('ImageService against containerd and real registries', () => {
     proxy.reset();
     proxy.blobs = (d) => (gated.includes(d) ? { gate } : undefined);
     try {
-
       const alone = cancellablePull(`${proxy.host}/${repo}:alone`);
       await proxy.waitForRequest('GET', other.layers[0]!.digest);
       alone.cancel();
       expect(await alone.result).toEqual({ code: 1 });
-      const fetched = () => proxy.requests.filter((r) => other.layers.some((l) => r.url.endsWith(l.digest)));
-      await waitFor('the abandoned downloads to be cancelled', () => fetched().every((r) => r.aborted));
-      await waitFor('the abandoned pull to end', async () => (await leases(NS)).length === 0);
-      expect(await activeIngests(NS)).toEqual([]);
-      expect(await list(adapter.client, `${proxy.host}/${repo}:alone`)).toEqual([]);
+      await expectAbandonedPullGone(gated, `${proxy.host}/${repo}:alone`);
     } finally {
       release();
       proxy.blobs = undefined;
@@ -686,12 +694,7 @@ describe('ImageService against containerd and real registries', () => {
       );
       expect(answer.code).toBe('DEADLINE_EXCEEDED');
       expect(answer.error).toContain(`pull of ${image}`);
-      const fetched = () => proxy.requests.filter((r) => layers.some((d) => r.url.endsWith(d)));
-      expect(fetched().length).toBeGreaterThan(0);
-      await waitFor('the layer downloads to be cancelled', () => fetched().every((r) => r.aborted));
-      await waitFor('the pull to end', async () => (await leases(NS)).length === 0);
-      expect(await activeIngests(NS)).toEqual([]);
-      expect(await list(adapter.client, image)).toEqual([]);
+      await expectAbandonedPullGone(layers, image);
     } finally {
       proxy.blobs = undefined;
     }
