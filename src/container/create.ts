@@ -12,7 +12,8 @@ import { buildContainerSpec, requestedCdiDevices } from '../oci';
 import { readSeccompProfile } from '../host/seccomp-profile';
 import { EXTENSIONS, KIND_CONTAINER, LABELS, METADATA_TYPE_URLS } from '../containerd/labels';
 import type { ContainerContext } from './context';
-import { listDevices, lookupDevice, lookupPropagation } from './host-lookups';
+import { quote } from '../util/bounds';
+import { listDevices, lookupDevice, propagationLookup } from './host-lookups';
 import { readImageFile } from './image-files';
 import { checkImageMounts, imageMountDeps, prepareImageMounts } from './image-mounts';
 import { podUserNamespace } from '../oci/userns';
@@ -22,10 +23,10 @@ import { containerName, ContainerRecord, toMetadata } from './model';
 export function containerLogPath(logDirectory: string, logPath: string): string {
   if (!logPath) return '';
   if (!logDirectory) throw new InvalidArgumentError('log_path is set but the pod sandbox has no log_directory');
-  if (path.isAbsolute(logPath)) throw new InvalidArgumentError(`log_path "${logPath}" must be relative to the pod's log directory`);
+  if (path.isAbsolute(logPath)) throw new InvalidArgumentError(`log_path ${quote(logPath, 256)} must be relative to the pod's log directory`);
   const full = path.resolve(logDirectory, logPath);
   if (!full.startsWith(path.resolve(logDirectory) + path.sep)) {
-    throw new InvalidArgumentError(`log_path "${logPath}" leaves the pod's log directory ${logDirectory}`);
+    throw new InvalidArgumentError(`log_path ${quote(logPath, 256)} leaves the pod's log directory ${logDirectory}`);
   }
   return full;
 }
@@ -48,7 +49,7 @@ export async function createContainer(
   const sandbox = ctx.sandboxes.require(sandboxId);
   if (sandbox.state !== 'ready') throw new FailedPreconditionError(`CreateContainer: pod sandbox ${sandbox.id} is not ready`);
   const image = ctx.images.store.resolve(imageRef);
-  if (!image) throw new NotFoundError(`CreateContainer: image "${imageRef}" not found; pull it first`);
+  if (!image) throw new NotFoundError(`CreateContainer: image ${quote(imageRef, 256)} not found; pull it first`);
   checkImageMounts(config.mounts, ctx.images.store);
 
   const sandboxConfig = sandboxConfigFromRequest?.metadata ? sandboxConfigFromRequest : sandbox.config;
@@ -56,6 +57,12 @@ export async function createContainer(
   const id = randomBytes(32).toString('hex');
   const name = containerName(config, smd);
   const logPath = containerLogPath(sandbox.config.logDirectory, config.logPath);
+  // Read before anything is made: a profile that is not a small regular file is the request's mistake.
+  const seccompProfile = await readSeccompProfile(
+    config.linux?.securityContext?.seccomp,
+    config.linux?.securityContext?.seccompProfilePath ?? '',
+    'linux.security_context.seccomp',
+  );
   const log = { containerId: id, podSandboxId: sandbox.id, container: config.metadata.name };
   const undo = new UndoStack(ctx.logger, log);
   ctx.names.reserve(name, id);
@@ -76,14 +83,9 @@ export async function createContainer(
         const imageMounts = await step('prepare image mounts', () =>
           prepareImageMounts(imageMountDeps(ctx), id, config.mounts, leased, undo),
         );
-        const [passwd, group, seccompProfile] = await Promise.all([
+        const [passwd, group] = await Promise.all([
           readImageFile(mounts, '/etc/passwd'),
           readImageFile(mounts, '/etc/group'),
-          readSeccompProfile(
-            config.linux?.securityContext?.seccomp,
-            config.linux?.securityContext?.seccompProfilePath ?? '',
-            'linux.security_context.seccomp',
-          ),
           ctx.cdi.refreshFor(requestedCdiDevices(config)),
         ]);
         const ns = config.linux?.securityContext?.namespaceOptions;
@@ -106,7 +108,7 @@ export async function createContainer(
           targetPid,
           sandboxFiles: sandboxFilePaths(ctx.config.state, sandbox.id, hostIpc),
           lookupDevice,
-          lookupPropagation,
+          lookupPropagation: propagationLookup(),
           cdiLookup: ctx.cdi.lookup,
           imageMountSources: new Map(imageMounts.records.map((r) => [r.index, r.source])),
           hostDevices: privileged ? listDevices() : undefined,

@@ -6,6 +6,7 @@ import { setTimerAt } from '../util/long-timer';
 import type { ContainerContext } from './context';
 import { ExecProcess, ExecStartError } from './exec-process';
 import type { ContainerRecord } from './model';
+import { quote } from '../util/bounds';
 
 export interface ExecSyncResult {
   stdout: Buffer;
@@ -18,6 +19,19 @@ export interface ExecSyncSettings {
   maxOutputBytes: number;
   /** How long to wait for output to end after the process exited (a background child may hold the pipe). */
   drainTimeoutMs: number;
+}
+
+/** Node's timers hold at most 2^31-1 ms; a longer one would fire at once. */
+const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
+/**
+ * The CRI's ExecSync timeout in seconds: 0 means none, and a negative one
+ * means none too (containerd's CRI plugin waits without a timer for any
+ * value <= 0); longer than a Node timer can hold is capped (24.8 days).
+ */
+export function execTimeoutSeconds(timeout: bigint): number {
+  if (timeout <= 0n) return 0;
+  return timeout > BigInt(MAX_TIMEOUT_SECONDS) ? MAX_TIMEOUT_SECONDS : Number(timeout);
 }
 
 /**
@@ -71,7 +85,7 @@ export async function execSync(
     } catch (err) {
       if (timedOut) {
         await proc.kill();
-        throw new DeadlineExceededError(`ExecSync: command ${JSON.stringify(cmd)} timed out after ${timeoutSeconds} s and was killed`);
+        throw new DeadlineExceededError(`ExecSync: command ${quote(cmd.join(' '))} timed out after ${timeoutSeconds} s and was killed`);
       }
       throw err;
     } finally {

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Mount } from '../gen/containerd/types/mount';
+import { readBoundedRegularFile } from '../host/read-bounded-file';
 
 /**
  * The directories a snapshot's mounts stack, top first: an overlay's
@@ -21,6 +22,9 @@ export function layerDirs(mounts: Mount[]): string[] {
   return dirs;
 }
 
+/** /etc/passwd and /etc/group of an image with many thousands of users stay far below this. */
+export const MAX_IMAGE_FILE_BYTES = 8 * 1024 * 1024;
+
 /**
  * A small text file of the image (/etc/passwd, /etc/group) as the
  * container would see it, or undefined. Whiteouts hide a lower copy; a
@@ -35,7 +39,7 @@ export async function readImageFile(mounts: Mount[], file: string): Promise<stri
     // overlayfs whiteout: a 0/0 character device
     if (st.isCharacterDevice() && st.rdev === 0) return undefined;
     if (!st.isFile()) return undefined;
-    return fs.readFile(candidate, 'utf8');
+    return (await readBoundedRegularFile(candidate, MAX_IMAGE_FILE_BYTES, `image file ${file}`)).toString('utf8');
   }
   return undefined;
 }

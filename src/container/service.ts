@@ -11,7 +11,7 @@ import { NameRegistrar } from '../util/name-registrar';
 import type { AttachedIo, ContainerContext, ContainerEventKind } from './context';
 import { createContainer } from './create';
 import { ExecOptions, ExecProcess } from './exec-process';
-import { execSync, ExecSyncResult } from './exec-sync';
+import { execSync, ExecSyncResult, execTimeoutSeconds } from './exec-sync';
 import { recordExit, removeContainer, startContainer, stopContainer } from './lifecycle';
 import type { ContainerRecord } from './model';
 import { reconcileContainers, recoverContainers, sweepContainerLeftovers } from './recover';
@@ -168,13 +168,12 @@ export class ContainerService {
 
   /** ExecSync, with the output cap and drain time of the adapter's settings. */
   execSync(id: string, cmd: string[], timeoutSeconds: bigint, call: CallContext): Promise<ExecSyncResult> {
-    if (timeoutSeconds < 0n) throw new InvalidArgumentError('ExecSync: timeout must not be negative');
     const record = this.require(id);
     return execSync(
       this.ctx,
       record,
       cmd,
-      Number(timeoutSeconds),
+      execTimeoutSeconds(timeoutSeconds),
       {
         maxOutputBytes: this.ctx.config.execSync.maxOutputBytes,
         drainTimeoutMs: this.ctx.config.logging.drainTimeoutSeconds * 1000,

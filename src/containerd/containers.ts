@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '../errors';
 import { Container } from '../gen/containerd/services/containers/v1/containers';
 import type { CallContext } from './call';
 import type { ContainerdConnection } from './connection';
@@ -31,8 +32,23 @@ export interface NewContainer {
   extension: { key: string; typeUrl: string; value: unknown };
 }
 
+/**
+ * containerd refuses a request over its gRPC receive limit (16 MiB by
+ * default) with a bare RESOURCE_EXHAUSTED; the spec and the stored CRI
+ * config are the two large parts of a Create, so they are measured first.
+ */
+export const MAX_CONTAINER_RECORD_BYTES = 15 * 1024 * 1024;
+
 /** Creates a container over its rootfs snapshot, with its runc options and OCI spec. */
 export async function createContainerObject(conn: ContainerdConnection, c: NewContainer, ctx?: CallContext): Promise<void> {
+  const spec = packJson(OCI_SPEC_TYPE_URL, c.spec);
+  const extension = packJson(c.extension.typeUrl, c.extension.value);
+  if (spec.value.length + extension.value.length > MAX_CONTAINER_RECORD_BYTES) {
+    const mib = (n: number) => (n / 1048576).toFixed(1);
+    throw new InvalidArgumentError(
+      `the OCI spec (${mib(spec.value.length)} MiB) and the stored config (${mib(extension.value.length)} MiB) exceed the ${mib(MAX_CONTAINER_RECORD_BYTES)} MiB a containerd record may hold; send less env, args, mounts or annotations`,
+    );
+  }
   await conn.containers.create(
     {
       container: Container.fromPartial({
@@ -40,10 +56,10 @@ export async function createContainerObject(conn: ContainerdConnection, c: NewCo
         labels: c.labels,
         image: c.image,
         runtime: { name: c.runtime.type, options: packRuncOptions(c.runtime) },
-        spec: packJson(OCI_SPEC_TYPE_URL, c.spec),
+        spec,
         snapshotter: c.snapshotter,
         snapshotKey: c.snapshotKey ?? c.id,
-        extensions: { [c.extension.key]: packJson(c.extension.typeUrl, c.extension.value) },
+        extensions: { [c.extension.key]: extension },
       }),
     },
     ctx,

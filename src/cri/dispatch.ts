@@ -9,10 +9,11 @@ import {
   UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { performance } from 'node:perf_hooks';
-import { AdapterError, CancelledError, DeadlineExceededError } from '../errors';
+import { AdapterError, CancelledError, DeadlineExceededError, ResourceExhaustedError } from '../errors';
 import type { Logger } from '../log/logger';
 import { LongTimer, setTimerAt } from '../util/long-timer';
 import { criOperationMeter } from '../metrics';
+import { checkRequestBounds, clip } from '../util/bounds';
 import { codeName, toStatus } from './status-mapping';
 
 /** What every CRI handler gets besides its request. */
@@ -44,11 +45,12 @@ function idsOf(request: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (typeof request !== 'object' || request === null) return out;
   const r = request as Record<string, unknown>;
-  for (const f of ID_FIELDS) if (typeof r[f] === 'string' && r[f]) out[f] = r[f] as string;
+  // Clipped: a refused request may carry a 1 MiB "ID".
+  for (const f of ID_FIELDS) if (typeof r[f] === 'string' && r[f]) out[f] = clip(r[f] as string);
   const image = r.image as { image?: unknown } | undefined;
-  if (image && typeof image.image === 'string' && image.image) out.image = image.image;
+  if (image && typeof image.image === 'string' && image.image) out.image = clip(image.image);
   const config = r.config as { metadata?: { name?: unknown } } | undefined;
-  if (config?.metadata && typeof config.metadata.name === 'string') out.name = config.metadata.name;
+  if (config?.metadata && typeof config.metadata.name === 'string') out.name = clip(config.metadata.name);
   return out;
 }
 
@@ -101,6 +103,56 @@ function contextFor(
   };
 }
 
+/** The kubelet's (and crictl's) default gRPC receive limit; grpc-js enforces the same on what we send. */
+export const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
+
+/** An answer message over MAX_ANSWER_BYTES: sendInBatches splits the batch, unary List calls report it. */
+export class AnswerTooLargeError extends ResourceExhaustedError {
+  constructor(
+    readonly bytes: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+// Answers encoded once to measure them, handed to grpc-js by withEncodedAnswers's serializer.
+const encodedAnswers = new WeakMap<object, Buffer>();
+
+/** Encodes an answer (once), refusing one a client with the usual 16 MiB limit could not receive. */
+function encodeBounded(serialize: (value: unknown) => Buffer, message: unknown, what: string): void {
+  if (typeof message !== 'object' || message === null) return;
+  const bytes = serialize(message);
+  if (bytes.length > MAX_ANSWER_BYTES) {
+    throw new AnswerTooLargeError(bytes.length, `${what}: the answer would be ${(bytes.length / 1048576).toFixed(1)} MiB, over the 16 MiB a kubelet accepts`);
+  }
+  encodedAnswers.set(message, bytes);
+}
+
+/**
+ * The service definition to register with implement()'s handlers: answers
+ * already encoded to check their size are not encoded a second time.
+ */
+export function withEncodedAnswers(definition: ServiceDefinition): ServiceDefinition {
+  const out: Record<string, ServiceDefinition[string]> = {};
+  for (const [name, method] of Object.entries(definition)) {
+    const serialize = method.responseSerialize;
+    out[name] = {
+      ...method,
+      responseSerialize: (value: unknown) => (typeof value === 'object' && value !== null && encodedAnswers.get(value)) || serialize(value),
+    };
+  }
+  return out as ServiceDefinition;
+}
+
+/** The Stream* RPC that serves a List* RPC's items in bounded messages (ListPodSandbox -> StreamPodSandboxes). */
+function streamingTwin(definition: ServiceDefinition, rpcName: string): string | undefined {
+  if (!rpcName.startsWith('List')) return undefined;
+  const rest = rpcName.slice('List'.length);
+  const names = Object.values(definition).map((m) => m.path.split('/').pop() ?? '');
+  return names.find((n) => n === `Stream${rest}` || n === `Stream${rest}es` || n === `Stream${rest}s`);
+}
+
 /**
  * Builds a grpc-js implementation of a whole service: methods in the table
  * get logging, deadline/cancel signals and error mapping; the rest answer
@@ -139,13 +191,23 @@ export function implement<S>(
           call.emit('error', { code: GrpcStatus.UNIMPLEMENTED, details });
           return;
         }
+        try {
+          checkRequestBounds(call.request);
+        } catch (err) {
+          const status = toStatus(err);
+          log(call.request, start, status.code, status.details);
+          call.emit('error', status);
+          return;
+        }
         const { ctx, done } = contextFor(call, drain, logger);
-        const send = (message: unknown) =>
-          new Promise<void>((resolve) => {
+        const send = (message: unknown) => {
+          encodeBounded(method.responseSerialize, message, rpcName);
+          return new Promise<void>((resolve) => {
             // Honour back-pressure from a slow reader instead of buffering the whole list.
             if (call.write(message)) resolve();
             else call.once('drain', () => resolve());
           });
+        };
         (handler as StreamHandler<unknown, unknown>)(call.request, ctx, send).then(
           () => {
             done();
@@ -171,12 +233,28 @@ export function implement<S>(
         callback({ code: GrpcStatus.UNIMPLEMENTED, details });
         return;
       }
-      const { ctx, done } = contextFor(call, drain, logger);
       let settled: Promise<unknown>;
+      const { ctx, done } = contextFor(call, drain, logger);
       try {
+        // Before any work: bounds on IDs, names, sizes (util/bounds.ts).
+        checkRequestBounds(call.request);
         settled = (handler as UnaryHandler<unknown, unknown>)(call.request, ctx);
       } catch (err) {
         settled = Promise.reject(err);
+      }
+      const twin = streamingTwin(definition, rpcName);
+      if (rpcName.startsWith('List')) {
+        // A list answer grows with what is stored; refuse one no kubelet could receive, naming the way out.
+        const hint = twin ? `; narrow it with a filter or call ${twin}, which sends the items in bounded messages` : '; narrow it with a filter';
+        settled = settled.then((response) => {
+          try {
+            encodeBounded(method.responseSerialize, response, rpcName);
+          } catch (err) {
+            if (err instanceof AnswerTooLargeError) throw new ResourceExhaustedError(`${err.message}${hint}`);
+            throw err;
+          }
+          return response;
+        });
       }
       settled.then(
         (response) => {
@@ -202,9 +280,22 @@ const ITEMS_PER_MESSAGE = 200;
 /**
  * Sends a list taken once (so each item goes exactly once, whatever changes
  * meanwhile) in messages of a bounded size, stopping if the caller leaves.
+ * A batch whose message would outgrow a client's 16 MiB is split in halves
+ * (items carry up to 0.6 MiB of labels and annotations each); only a single
+ * item too large to send fails the call.
  */
 export async function sendInBatches<T, M>(items: T[], ctx: CriContext, send: (m: M) => Promise<void>, wrap: (batch: T[]) => M): Promise<void> {
+  const sendSlice = async (batch: T[]): Promise<void> => {
+    try {
+      await send(wrap(batch));
+    } catch (err) {
+      if (!(err instanceof AnswerTooLargeError) || batch.length === 1) throw err;
+      const half = Math.ceil(batch.length / 2);
+      await sendSlice(batch.slice(0, half));
+      if (!ctx.signal.aborted) await sendSlice(batch.slice(half));
+    }
+  };
   for (let i = 0; i < items.length && !ctx.signal.aborted; i += ITEMS_PER_MESSAGE) {
-    await send(wrap(items.slice(i, i + ITEMS_PER_MESSAGE)));
+    await sendSlice(items.slice(i, i + ITEMS_PER_MESSAGE));
   }
 }

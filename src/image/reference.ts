@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '../errors';
+import { quote } from '../util/bounds';
 
 /**
  * Image references as the kubelet and crictl write them, normalised the way
@@ -55,7 +56,7 @@ const DIGEST = /^([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*):(.*)$/;
 const IMAGE_ID = /^(?:sha256:)?([a-f0-9]{64})$/;
 
 function invalid(input: string, reason: string): InvalidArgumentError {
-  return new InvalidArgumentError(`invalid image reference "${input}": ${reason}`);
+  return new InvalidArgumentError(`invalid image reference ${quote(input, 256)}: ${reason}`);
 }
 
 /** `sha256:<64 hex>` or bare 64 hex; returns the `sha256:`-prefixed ID, or undefined. */
@@ -235,7 +236,7 @@ export function withDigest(ref: ParsedReference, digest: string): ParsedReferenc
 /** The same repository with a tag and no digest. */
 export function withTag(ref: ParsedReference, tag: string): ParsedReference {
   if (!TAG.test(tag) || tag.length > TAG_MAX_LENGTH) {
-    throw new InvalidArgumentError(`cannot tag ${ref.name} as "${tag}": not a valid tag`);
+    throw new InvalidArgumentError(`cannot tag ${ref.name} as ${quote(tag)}: not a valid tag`);
   }
   return new Reference(ref.domain, ref.path, tag, undefined);
 }

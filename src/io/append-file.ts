@@ -11,10 +11,10 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../log/logger';
-import { withContext } from '../errors';
+import { InvalidArgumentError, withContext } from '../errors';
 import { logMetrics } from '../metrics';
 
-const { O_WRONLY, O_CREAT, O_APPEND } = fs.constants;
+const { O_WRONLY, O_CREAT, O_APPEND, O_NONBLOCK, O_NOCTTY } = fs.constants;
 
 export interface AppendFileOptions {
   path: string;
@@ -29,14 +29,22 @@ export interface AppendFileOptions {
 
 function openAppend(p: string, mode: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    fs.open(p, O_WRONLY | O_CREAT | O_APPEND, mode, (err, fd) => {
+    // Non-blocking: a FIFO put where the log goes fails at once (ENXIO) instead of holding a
+    // thread-pool thread until someone reads it; anything but a regular file is then refused.
+    fs.open(p, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_NOCTTY, mode, (err, fd) => {
       if (err) return reject(withContext(err, `opening log file ${p}`));
-      fs.fchmod(fd, mode, (chmodErr) => {
-        if (chmodErr) {
+      fs.fstat(fd, (statErr, st) => {
+        if (statErr || !st.isFile()) {
           fs.close(fd, () => undefined);
-          return reject(withContext(chmodErr, `setting the mode of log file ${p}`));
+          return reject(statErr ? withContext(statErr, `checking log file ${p}`) : new InvalidArgumentError(`log file ${p} exists and is not a regular file`));
         }
-        resolve(fd);
+        fs.fchmod(fd, mode, (chmodErr) => {
+          if (chmodErr) {
+            fs.close(fd, () => undefined);
+            return reject(withContext(chmodErr, `setting the mode of log file ${p}`));
+          }
+          resolve(fd);
+        });
       });
     });
   });

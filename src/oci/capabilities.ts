@@ -2,6 +2,7 @@ import type { Capability } from '../gen/runtime/v1/api';
 import { FailedPreconditionError } from '../errors';
 import type { SpecOpt } from './oci-types';
 import { invalidField } from './validate';
+import { quote } from '../util/bounds';
 
 /**
  * Every capability Linux defines, indexed by its bit number (so a CapEff
@@ -69,7 +70,7 @@ export function parseCapabilityMask(hex: string): string[] {
 export function normalizeCapability(name: string, field: string): string {
   const upper = name.trim().toUpperCase();
   const full = upper.startsWith('CAP_') ? upper : `CAP_${upper}`;
-  if (!KNOWN.has(full)) throw invalidField(field, `unknown capability ${JSON.stringify(name)}`);
+  if (!KNOWN.has(full)) throw invalidField(field, `unknown capability ${quote(name)}`);
   return full;
 }
 

@@ -2,6 +2,7 @@ import type { Device } from '../gen/runtime/v1/api';
 import { InternalError } from '../errors';
 import type { OciDevice, SpecOpt } from './oci-types';
 import { cleanAbsolutePath, invalidField } from './validate';
+import { quote } from '../util/bounds';
 
 /** What stat(2) says about a device node on the host. */
 export interface HostDevice {
@@ -52,7 +53,7 @@ export function addDevice(spec: Parameters<SpecOpt>[0], dev: OciDevice, access: 
 /** Normalises cgroup access letters; the kubelet sends "mrw", others "rwm". */
 export function devicePermissions(p: string, field: string): string {
   if (p === '') return 'rwm';
-  if (!/^[rwm]+$/.test(p)) throw invalidField(field, `invalid permissions ${JSON.stringify(p)} (any of r, w, m)`);
+  if (!/^[rwm]+$/.test(p)) throw invalidField(field, `invalid permissions ${quote(p)} (any of r, w, m)`);
   return ['r', 'w', 'm'].filter((c) => p.includes(c)).join('');
 }
 
@@ -67,7 +68,7 @@ export function withCriDevices(devices: readonly Device[], lookup: DeviceLookup 
     devices.forEach((d, i) => {
       const f = `devices[${i}]`;
       if (d.hostPath === '') throw invalidField(`${f}.host_path`, 'must not be empty');
-      if (!d.hostPath.startsWith('/')) throw invalidField(`${f}.host_path`, `path ${JSON.stringify(d.hostPath)} must be absolute`);
+      if (!d.hostPath.startsWith('/')) throw invalidField(`${f}.host_path`, `path ${quote(d.hostPath)} must be absolute`);
       const containerPath = cleanAbsolutePath(d.containerPath === '' ? d.hostPath : d.containerPath, `${f}.container_path`);
       const access = devicePermissions(d.permissions, `${f}.permissions`);
       if (!lookup) throw new InternalError(`${f}: devices requested but no device lookup was passed to the spec builder`);

@@ -2,6 +2,7 @@ import { MountPropagation } from '../gen/runtime/v1/api';
 import type { Mount } from '../gen/runtime/v1/api';
 import type { MountPropagationMode, OciMount, SpecOpt } from './oci-types';
 import { cleanAbsolutePath, invalidField } from './validate';
+import { quote } from '../util/bounds';
 
 /**
  * How the host mount under a source path propagates, as /proc/self/mountinfo
@@ -86,7 +87,7 @@ export function criMountToBind(m: Mount, index: number, opts: CriMountOptions): 
   } else if (hostPath === '') {
     throw invalidField(`${f}.host_path`, 'must not be empty');
   } else if (!hostPath.startsWith('/')) {
-    throw invalidField(`${f}.host_path`, `path ${JSON.stringify(hostPath)} must be absolute`);
+    throw invalidField(`${f}.host_path`, `path ${quote(hostPath)} must be absolute`);
   }
 
   if (m.uidMappings.length > 0 || m.gidMappings.length > 0) {
@@ -108,18 +109,18 @@ export function criMountToBind(m: Mount, index: number, opts: CriMountOptions): 
   if (opts.lookupPropagation && propagation !== 'rprivate') {
     const host = opts.lookupPropagation(hostPath);
     if (propagation === 'rshared' && host !== 'shared') {
-      throw invalidField(`${f}.propagation`, `BIDIRECTIONAL needs ${hostPath} to be on a shared mount (it is ${host ?? 'unknown'})`);
+      throw invalidField(`${f}.propagation`, `BIDIRECTIONAL needs ${quote(hostPath)} to be on a shared mount (it is ${host ?? 'unknown'})`);
     }
     if (propagation === 'rslave' && host !== 'shared' && host !== 'slave') {
       throw invalidField(
         `${f}.propagation`,
-        `HOST_TO_CONTAINER needs ${hostPath} to be on a shared or slave mount (it is ${host ?? 'unknown'})`,
+        `HOST_TO_CONTAINER needs ${quote(hostPath)} to be on a shared or slave mount (it is ${host ?? 'unknown'})`,
       );
     }
   }
 
   const extraOptions = m.mountOptions.map((o, i) => {
-    if (!ALLOWED_EXTRA_OPTIONS.has(o)) throw invalidField(`${f}.mount_options[${i}]`, `option ${JSON.stringify(o)} is not allowed`);
+    if (!ALLOWED_EXTRA_OPTIONS.has(o)) throw invalidField(`${f}.mount_options[${i}]`, `option ${quote(o)} is not allowed`);
     return o;
   });
 

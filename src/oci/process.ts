@@ -2,6 +2,7 @@ import type { ContainerConfig, KeyValue } from '../gen/runtime/v1/api';
 import { DEFAULT_PATH_ENV } from './defaults';
 import type { ImageConfig, SpecOpt } from './oci-types';
 import { cleanAbsolutePath, invalidField } from './validate';
+import { quote } from '../util/bounds';
 
 /**
  * The kubelet's override rules for the first process:
@@ -74,7 +75,7 @@ export const withDefaultPathEnv: SpecOpt = (spec) => {
 export function criEnvToStrings(envs: readonly KeyValue[]): string[] {
   return envs.map((kv, i) => {
     if (kv.key === '') throw invalidField(`envs[${i}].key`, 'must not be empty');
-    if (kv.key.includes('=')) throw invalidField(`envs[${i}].key`, `${JSON.stringify(kv.key)} must not contain "="`);
+    if (kv.key.includes('=')) throw invalidField(`envs[${i}].key`, `${quote(kv.key)} must not contain "="`);
     // Decoders hand out Buffer, hand-built requests may carry a plain Uint8Array.
     const value = Buffer.from(kv.value ?? new Uint8Array()).toString('utf8');
     return `${kv.key}=${value}`;

@@ -1,5 +1,6 @@
 import type { LinuxContainerResources } from '../gen/runtime/v1/api';
 import type { OciResources, SpecOpt } from './oci-types';
+import { quote } from '../util/bounds';
 import { invalidField, toSafeNumber } from './validate';
 
 export type CgroupDriverName = 'cgroupfs' | 'systemd';
@@ -44,11 +45,11 @@ export function resourcesToOci(r: LinuxContainerResources, field: string, caps: 
   if (r.cpuShares < 0n) throw invalidField(`${field}.cpu_shares`, 'must not be negative');
   if (r.cpuShares !== 0n) cpu.shares = toSafeNumber(r.cpuShares, `${field}.cpu_shares`);
   if (r.cpusetCpus !== '') {
-    if (!CPUSET.test(r.cpusetCpus)) throw invalidField(`${field}.cpuset_cpus`, `invalid cpu list ${JSON.stringify(r.cpusetCpus)}`);
+    if (!CPUSET.test(r.cpusetCpus)) throw invalidField(`${field}.cpuset_cpus`, `invalid cpu list ${quote(r.cpusetCpus)}`);
     cpu.cpus = r.cpusetCpus;
   }
   if (r.cpusetMems !== '') {
-    if (!CPUSET.test(r.cpusetMems)) throw invalidField(`${field}.cpuset_mems`, `invalid memory node list ${JSON.stringify(r.cpusetMems)}`);
+    if (!CPUSET.test(r.cpusetMems)) throw invalidField(`${field}.cpuset_mems`, `invalid memory node list ${quote(r.cpusetMems)}`);
     cpu.mems = r.cpusetMems;
   }
 
@@ -67,7 +68,7 @@ export function resourcesToOci(r: LinuxContainerResources, field: string, caps: 
   }
 
   const hugepages = r.hugepageLimits.map((h, i) => {
-    if (!PAGE_SIZE.test(h.pageSize)) throw invalidField(`${field}.hugepage_limits[${i}].page_size`, `invalid page size ${JSON.stringify(h.pageSize)}`);
+    if (!PAGE_SIZE.test(h.pageSize)) throw invalidField(`${field}.hugepage_limits[${i}].page_size`, `invalid page size ${quote(h.pageSize)}`);
     if (h.limit < 0n) throw invalidField(`${field}.hugepage_limits[${i}].limit`, 'must not be negative');
     return { pageSize: h.pageSize, limit: toSafeNumber(h.limit, `${field}.hugepage_limits[${i}].limit`) };
   });
@@ -76,7 +77,7 @@ export function resourcesToOci(r: LinuxContainerResources, field: string, caps: 
   const unifiedKeys = Object.keys(r.unified);
   if (unifiedKeys.length > 0) {
     for (const k of unifiedKeys) {
-      if (!UNIFIED_KEY.test(k)) throw invalidField(`${field}.unified[${JSON.stringify(k)}]`, 'is not a cgroup v2 file name');
+      if (!UNIFIED_KEY.test(k)) throw invalidField(`${field}.unified[${quote(k)}]`, 'is not a cgroup v2 file name');
     }
     if (!caps.cgroupV2) throw invalidField(`${field}.unified`, 'needs the cgroup v2 hierarchy, and this node uses cgroup v1');
     out.unified = { ...r.unified };
@@ -135,15 +136,19 @@ export const SANDBOX_CPU_SHARES = 2;
  * cgroup of their own under one the adapter owns.
  */
 export function cgroupsPath(parent: string, id: string, driver: CgroupDriverName, field = 'linux.cgroup_parent'): string {
-  if (id === '' || id.includes('/')) throw invalidField('id', `invalid container id ${JSON.stringify(id)}`);
+  if (id === '' || id.includes('/')) throw invalidField('id', `invalid container id ${quote(id)}`);
+  // The parent names a directory under every cgroup hierarchy (also for the pod stats reader): no step may leave it.
+  if (/[\p{Cc}\s]/u.test(parent) || parent.split('/').some((part) => part === '..' || part === '.')) {
+    throw invalidField(field, `${quote(parent, 256)} must not contain whitespace, control characters, "." or ".." steps`);
+  }
   if (driver === 'systemd') {
     if (parent === '') return `system.slice:cri-adapter:${id}`;
     const base = parent.replace(/\/+$/, '').split('/').pop() ?? '';
-    if (!base.endsWith('.slice')) throw invalidField(field, `${JSON.stringify(parent)} is not a systemd slice (the systemd cgroup driver is in use)`);
+    if (!base.endsWith('.slice')) throw invalidField(field, `${quote(parent)} is not a systemd slice (the systemd cgroup driver is in use)`);
     return `${base}:cri-adapter:${id}`;
   }
   if (parent === '') return `/cri-adapter/${id}`;
-  if (!parent.startsWith('/')) throw invalidField(field, `${JSON.stringify(parent)} must be an absolute cgroup path`);
+  if (!parent.startsWith('/')) throw invalidField(field, `${quote(parent)} must be an absolute cgroup path`);
   return `${parent.replace(/\/+$/, '')}/${id}`;
 }
 

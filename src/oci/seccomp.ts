@@ -3,6 +3,7 @@ import type { SecurityProfile } from '../gen/runtime/v1/api';
 import type { OciSeccomp, OciSeccompArg, OciSeccompSyscall, SeccompAction, SeccompOperator, SpecOpt } from './oci-types';
 import defaultProfileJson from './seccomp-default.json';
 import { invalidField } from './validate';
+import { quote } from '../util/bounds';
 
 export type SeccompArch = 'amd64' | 'arm64';
 
@@ -121,7 +122,7 @@ export function seccompChoice(sp: SecurityProfile | undefined, deprecatedPath: s
         return { kind: 'unconfined' };
       case SecurityProfile_ProfileType.Localhost: {
         const path = sp.localhostRef.startsWith('localhost/') ? sp.localhostRef.slice('localhost/'.length) : sp.localhostRef;
-        if (!path.startsWith('/')) throw invalidField(`${field}.localhost_ref`, `${JSON.stringify(sp.localhostRef)} must be an absolute file path`);
+        if (!path.startsWith('/')) throw invalidField(`${field}.localhost_ref`, `${quote(sp.localhostRef)} must be an absolute file path`);
         return { kind: 'localhost', path };
       }
       default:
@@ -137,9 +138,9 @@ export function seccompChoice(sp: SecurityProfile | undefined, deprecatedPath: s
     case 'docker/default':
       return { kind: 'runtime-default' };
     default: {
-      if (!deprecatedPath.startsWith('localhost/')) throw invalidField(deprecatedField, `unknown profile ${JSON.stringify(deprecatedPath)}`);
+      if (!deprecatedPath.startsWith('localhost/')) throw invalidField(deprecatedField, `unknown profile ${quote(deprecatedPath)}`);
       const path = deprecatedPath.slice('localhost/'.length);
-      if (!path.startsWith('/')) throw invalidField(deprecatedField, `${JSON.stringify(deprecatedPath)} must name an absolute file path`);
+      if (!path.startsWith('/')) throw invalidField(deprecatedField, `${quote(deprecatedPath)} must name an absolute file path`);
       return { kind: 'localhost', path };
     }
   }
@@ -159,7 +160,7 @@ export function parseSeccompProfile(json: unknown, field: string): OciSeccomp {
   const bad = (why: string) => invalidField(field, `invalid seccomp profile: ${why}`);
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw bad('not a JSON object');
   const o = json as Record<string, unknown>;
-  if (!isAction(o.defaultAction)) throw bad(`defaultAction ${JSON.stringify(o.defaultAction)} is not a seccomp action`);
+  if (!isAction(o.defaultAction)) throw bad(`defaultAction ${quote(o.defaultAction)} is not a seccomp action`);
   const out: OciSeccomp = { defaultAction: o.defaultAction };
   if (o.defaultErrnoRet !== undefined) out.defaultErrnoRet = expectNumber(o.defaultErrnoRet, 'defaultErrnoRet', field);
   const strings = (v: unknown, name: string): string[] => {
@@ -177,7 +178,7 @@ export function parseSeccompProfile(json: unknown, field: string): OciSeccomp {
       const r = s as Record<string, unknown>;
       const names = strings(r.names, `syscalls[${i}].names`);
       if (names.length === 0) throw bad(`syscalls[${i}].names is empty`);
-      if (!isAction(r.action)) throw bad(`syscalls[${i}].action ${JSON.stringify(r.action)} is not a seccomp action`);
+      if (!isAction(r.action)) throw bad(`syscalls[${i}].action ${quote(r.action)} is not a seccomp action`);
       const rule: OciSeccompSyscall = { names, action: r.action };
       if (r.errnoRet !== undefined) rule.errnoRet = expectNumber(r.errnoRet, `syscalls[${i}].errnoRet`, field);
       if (r.args !== undefined && r.args !== null) {
@@ -187,7 +188,7 @@ export function parseSeccompProfile(json: unknown, field: string): OciSeccomp {
           const x = a as Record<string, unknown>;
           const index = expectNumber(x.index, `syscalls[${i}].args[${j}].index`, field);
           if (index > 5) throw bad(`syscalls[${i}].args[${j}].index must be 0..5`);
-          if (!isOperator(x.op)) throw bad(`syscalls[${i}].args[${j}].op ${JSON.stringify(x.op)} is not a comparison`);
+          if (!isOperator(x.op)) throw bad(`syscalls[${i}].args[${j}].op ${quote(x.op)} is not a comparison`);
           const arg: OciSeccompArg = { index, value: expectNumber(x.value, `syscalls[${i}].args[${j}].value`, field), op: x.op };
           if (x.valueTwo !== undefined) arg.valueTwo = expectNumber(x.valueTwo, `syscalls[${i}].args[${j}].valueTwo`, field);
           return arg;

@@ -2,6 +2,7 @@ import { SecurityProfile_ProfileType } from '../gen/runtime/v1/api';
 import type { SecurityProfile } from '../gen/runtime/v1/api';
 import type { SpecOpt } from './oci-types';
 import { cleanAbsolutePath, invalidField } from './validate';
+import { quote } from '../util/bounds';
 
 /**
  * Replaces the masked paths. An empty list keeps the defaults: on the wire
@@ -77,7 +78,7 @@ function makeWritable(spec: Parameters<SpecOpt>[0], types: readonly string[]): v
 export function checkAppArmor(sp: SecurityProfile | undefined, deprecated: string, field: string): void {
   if (sp) {
     if (sp.profileType === SecurityProfile_ProfileType.Localhost) {
-      throw invalidField(`${field}.localhost_ref`, `AppArmor profile ${JSON.stringify(sp.localhostRef)} requested, but AppArmor is not available on this node`);
+      throw invalidField(`${field}.localhost_ref`, `AppArmor profile ${quote(sp.localhostRef)} requested, but AppArmor is not available on this node`);
     }
     if (sp.profileType !== SecurityProfile_ProfileType.RuntimeDefault && sp.profileType !== SecurityProfile_ProfileType.Unconfined) {
       throw invalidField(`${field}.profile_type`, `unknown profile type ${sp.profileType}`);
@@ -85,6 +86,6 @@ export function checkAppArmor(sp: SecurityProfile | undefined, deprecated: strin
     return;
   }
   if (deprecated.startsWith('localhost/')) {
-    throw invalidField(field.replace(/apparmor$/, 'apparmor_profile'), `AppArmor profile ${JSON.stringify(deprecated)} requested, but AppArmor is not available on this node`);
+    throw invalidField(field.replace(/apparmor$/, 'apparmor_profile'), `AppArmor profile ${quote(deprecated)} requested, but AppArmor is not available on this node`);
   }
 }

@@ -1,5 +1,6 @@
 import type { SpecOpt } from './oci-types';
 import { invalidField } from './validate';
+import { quote } from '../util/bounds';
 
 export interface SysctlNamespaces {
   /** The pod has its own network namespace. */
@@ -33,7 +34,7 @@ export function sysctlNamespace(name: string): keyof SysctlNamespaces | undefine
  */
 export function validateSysctls(sysctls: Record<string, string>, ns: SysctlNamespaces, field: string): void {
   for (const [name, value] of Object.entries(sysctls)) {
-    const f = `${field}[${JSON.stringify(name)}]`;
+    const f = `${field}[${quote(name, 64)}]`;
     if (!NAME.test(name)) throw invalidField(f, 'is not a valid sysctl name');
     if (value.includes('\n')) throw invalidField(f, 'value must be one line');
     const kind = sysctlNamespace(name);

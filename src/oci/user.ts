@@ -2,6 +2,7 @@ import { SupplementalGroupsPolicy } from '../gen/runtime/v1/api';
 import type { Int64Value } from '../gen/runtime/v1/api';
 import type { SpecOpt } from './oci-types';
 import { MAX_ID, invalidField, toId } from './validate';
+import { quote } from '../util/bounds';
 
 export interface PasswdEntry {
   name: string;
@@ -138,7 +139,7 @@ export function resolveUser(source: UserSource | undefined, opts: ResolveUserOpt
   const field = source?.field ?? 'user';
   const parts = spec.split(':');
   if (parts.length > 2 || parts.some((p) => p === '')) {
-    throw invalidField(field, `invalid user ${JSON.stringify(spec)} (want uid, name, uid:gid or name:group)`);
+    throw invalidField(field, `invalid user ${quote(spec)} (want uid, name, uid:gid or name:group)`);
   }
 
   let uid: number;
@@ -152,7 +153,7 @@ export function resolveUser(source: UserSource | undefined, opts: ResolveUserOpt
   } else {
     if (/^\d+$/.test(parts[0])) throw invalidField(field, `uid ${parts[0]} is out of range`);
     entry = passwd.find((p) => p.name === parts[0]);
-    if (!entry) throw invalidField(field, `user ${JSON.stringify(parts[0])} not found in the image's /etc/passwd`);
+    if (!entry) throw invalidField(field, `user ${quote(parts[0])} not found in the image's /etc/passwd`);
     uid = entry.uid;
     gid = entry.gid;
   }
@@ -163,7 +164,7 @@ export function resolveUser(source: UserSource | undefined, opts: ResolveUserOpt
     } else {
       if (/^\d+$/.test(parts[1])) throw invalidField(field, `gid ${parts[1]} is out of range`);
       const g = groups.find((x) => x.name === parts[1]);
-      if (!g) throw invalidField(field, `group ${JSON.stringify(parts[1])} not found in the image's /etc/group`);
+      if (!g) throw invalidField(field, `group ${quote(parts[1])} not found in the image's /etc/group`);
       gid = g.gid;
     }
   }

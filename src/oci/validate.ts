@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '../errors';
+import { quote } from '../util/bounds';
 
 /**
  * Errors about a request name the CRI field the way the proto spells it
@@ -29,7 +30,7 @@ export function toId(value: bigint, field: string): number {
 
 /** Cleans an absolute container path ("/a//b/../c/" -> "/a/c"); rejects relative ones. */
 export function cleanAbsolutePath(p: string, field: string): string {
-  if (!p.startsWith('/')) throw invalidField(field, `path ${JSON.stringify(p)} must be absolute`);
+  if (!p.startsWith('/')) throw invalidField(field, `path ${quote(p)} must be absolute`);
   const parts: string[] = [];
   for (const part of p.split('/')) {
     if (part === '' || part === '.') continue;

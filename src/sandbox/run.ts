@@ -20,6 +20,8 @@ import type { SandboxContext } from './context';
 import { createSandboxFiles, removeSandboxFiles, SandboxFilePaths, sandboxFilePaths } from './files';
 import { SandboxRecord, sandboxName, toMetadata, ValidPodSandboxConfig } from './model';
 import { persistSandbox } from './persist';
+import { validatePodSandboxConfig } from './validate';
+import { quote } from '../util/bounds';
 
 /** What RunPodSandbox decided from the request before it changes anything. */
 interface SandboxPlan {
@@ -47,11 +49,12 @@ async function plan(ctx: SandboxContext, config: PodSandboxConfig | undefined, r
   for (const f of ['name', 'namespace', 'uid'] as const) {
     if (!md[f]) throw new InvalidArgumentError(`RunPodSandbox: config.metadata.${f} is required`);
   }
+  validatePodSandboxConfig(config);
   const handler = runtimeHandler || ctx.config.defaultRuntime;
   const runtime = ctx.config.runtimes[handler];
   if (!runtime) {
     throw new InvalidArgumentError(
-      `RunPodSandbox: runtime handler "${handler}" is not configured (known: ${Object.keys(ctx.config.runtimes).join(', ')})`,
+      `RunPodSandbox: runtime handler ${quote(handler)} is not configured (known: ${Object.keys(ctx.config.runtimes).join(', ')})`,
     );
   }
   const nsOptions = config.linux?.securityContext?.namespaceOptions;

@@ -1,4 +1,5 @@
 import { AlreadyExistsError } from '../errors';
+import { quote } from './bounds';
 
 /**
  * Reserves unique names (pod and container names as the kubelet builds them)
@@ -13,7 +14,7 @@ export class NameRegistrar {
   reserve(name: string, id: string): void {
     const owner = this.owners.get(name);
     if (owner !== undefined && owner !== id) {
-      throw new AlreadyExistsError(`${this.what} name "${name}" is already reserved by ${owner}; remove that one first`);
+      throw new AlreadyExistsError(`${this.what} name ${quote(name, 256)} is already reserved by ${owner}; remove that one first`);
     }
     this.owners.set(name, id);
   }

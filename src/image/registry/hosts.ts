@@ -2,6 +2,7 @@ import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { parse as parseToml } from 'smol-toml';
 import { FailedPreconditionError, InvalidArgumentError } from '../../errors';
+import { quote } from '../../util/bounds';
 
 /**
  * containerd's registry host configuration (the `config_path` layout):
@@ -307,7 +308,7 @@ async function isDirectory(p: string): Promise<boolean> {
  */
 export async function loadHostsConfig(configDir: string | undefined, registry: string): Promise<HostsConfig> {
   if (registry === '' || registry.includes('/') || registry.includes('\\') || registry.startsWith('.')) {
-    throw new InvalidArgumentError(`registry host "${registry}" cannot name a host configuration directory`);
+    throw new InvalidArgumentError(`registry host ${quote(registry, 256)} cannot name a host configuration directory`);
   }
   if (!configDir) return { endpoints: [defaultUpstream(registry)], warnings: [] };
   for (const dir of hostDirCandidates(configDir, registry)) {
