@@ -187,7 +187,7 @@ describe('files read on a request\'s behalf', () => {
 
   test('a device host path naming a large directory tree is refused, not walked', async () => {
     const request = containerRequest('dev-root', { devices: [{ containerPath: '/dev/x', hostPath: '/', permissions: 'rwm' }] });
-    await expectRefused('/', () => client.runtime.createContainer(request), Code.INVALID_ARGUMENT, ['devices', 'holds more than 8192 entries']);
+    await expectRefused('/', () => client.runtime.createContainer(request), Code.INVALID_ARGUMENT, ['devices[0].host_path']);
   });
 });
 
@@ -229,9 +229,14 @@ describe('what a spec may hold', () => {
   test('a list answer that would outgrow a kubelet\'s 16 MiB is refused naming the Stream RPC, which sends every item', async () => {
     // As large as a container may be: annotations at their limit, labels near theirs.
     const annotations = { big: 'a'.repeat(500 * 1024) };
-    const labels = Object.fromEntries(Array.from({ length: 14 }, (_, i) => [`label-${i}`, 'l'.repeat(4000)]));
+    const labels = Object.fromEntries(Array.from({ length: 14 }, (_, i) => [`label-${i}`, 'l'.repeat(3700)]));
     const listPod = await runPod('list-size');
     const made: string[] = [];
+    // A client with the kubelet's receive limit.
+    const kubelet = new RuntimeServiceClient(`unix://${adapter.socket}`, credentials.createInsecure(), {
+      'grpc.max_receive_message_length': KUBELET_MAX_MESSAGE,
+    });
+    try {
     for (let i = 0; made.length * 560 * 1024 < KUBELET_MAX_MESSAGE + MiB; i++) {
       const { containerId } = await client.runtime.createContainer(
         CreateContainerRequest.fromPartial({
@@ -242,11 +247,6 @@ describe('what a spec may hold', () => {
       );
       made.push(containerId);
     }
-    // A client with the kubelet's receive limit.
-    const kubelet = new RuntimeServiceClient(`unix://${adapter.socket}`, credentials.createInsecure(), {
-      'grpc.max_receive_message_length': KUBELET_MAX_MESSAGE,
-    });
-    try {
       const list = () =>
         new Promise<ListContainersResponse>((resolve, reject) =>
           kubelet.listContainers(ListContainersRequest.fromPartial({}), new Metadata(), { deadline: Date.now() + 60_000 }, (err, res) =>
