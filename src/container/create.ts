@@ -13,7 +13,7 @@ import { readSeccompProfile } from '../host/seccomp-profile';
 import { EXTENSIONS, KIND_CONTAINER, LABELS, METADATA_TYPE_URLS } from '../containerd/labels';
 import type { ContainerContext } from './context';
 import { quote } from '../util/bounds';
-import { listDevices, lookupDevice, propagationLookup } from './host-lookups';
+import { deviceLookupFor, listDevices, propagationLookup } from './host-lookups';
 import { readImageFile } from './image-files';
 import { checkImageMounts, imageMountDeps, prepareImageMounts } from './image-mounts';
 import { podUserNamespace } from '../oci/userns';
@@ -107,11 +107,11 @@ export async function createContainer(
           netnsPath: sandbox.netnsPath,
           targetPid,
           sandboxFiles: sandboxFilePaths(ctx.config.state, sandbox.id, hostIpc),
-          lookupDevice,
+          lookupDevice: await deviceLookupFor(config.devices.map((d) => d.hostPath)),
           lookupPropagation: propagationLookup(),
           cdiLookup: ctx.cdi.lookup,
           imageMountSources: new Map(imageMounts.records.map((r) => [r.index, r.source])),
-          hostDevices: privileged ? listDevices() : undefined,
+          hostDevices: privileged ? await listDevices() : undefined,
           seccompProfile,
           // rro is the handler's runc's to support, not the node's.
           env: { ...ctx.env, recursiveReadOnlyMounts: ctx.runtimeFeatures.get(sandbox.runtimeHandler)?.recursiveReadOnlyMounts ?? false },

@@ -1,9 +1,9 @@
-import { lstatSync, readdirSync, statSync, Stats } from 'node:fs';
+import { promises as fs, statSync, Stats } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError } from '../errors';
 import { mountContaining, readMountinfo } from '../host/mountinfo';
 import { quote } from '../util/bounds';
-import type { HostDevice, HostPropagation } from '../oci';
+import type { DeviceLookup, HostDevice, HostPropagation } from '../oci';
 
 // Linux dev_t encoding (glibc's gnu_dev_major/minor).
 const major = (rdev: number) => ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
@@ -22,7 +22,10 @@ function toHostDevice(p: string, st: Stats): HostDevice | undefined {
   };
 }
 
-/** A CRI device's host path: one device node, or every node under a directory. */
+/**
+ * One device node's host path (one stat). Directories are walked ahead,
+ * asynchronously, by deviceLookupFor; one met here (a CDI node) is refused.
+ */
 export function lookupDevice(hostPath: string): HostDevice | HostDevice[] {
   let st: Stats;
   try {
@@ -30,15 +33,29 @@ export function lookupDevice(hostPath: string): HostDevice | HostDevice[] {
   } catch {
     throw new InvalidArgumentError(`devices: host path ${quote(hostPath, 256)} does not exist`);
   }
-  if (st.isDirectory()) return listDevices(hostPath, MAX_DEVICE_DIR_ENTRIES);
+  if (st.isDirectory()) throw new InvalidArgumentError(`devices: ${quote(hostPath, 256)} is a directory, not a device node`);
   const dev = toHostDevice(hostPath, st);
   if (!dev) throw new InvalidArgumentError(`devices: ${quote(hostPath, 256)} is not a device node`);
   return dev;
 }
 
 /**
- * How much of a directory a request's device lookup walks (synchronously,
- * in one turn): /dev holds a few hundred entries; a request naming "/" must
+ * The spec builder's device lookup for a request's device host paths: those
+ * that are directories are walked first, asynchronously and bounded (as
+ * containerd does, every device node under them counts), never in one turn.
+ */
+export async function deviceLookupFor(hostPaths: readonly string[]): Promise<DeviceLookup> {
+  const dirs = new Map<string, HostDevice[]>();
+  for (const p of new Set(hostPaths)) {
+    if (!p.startsWith('/')) continue;
+    const st = await fs.stat(p).catch(() => undefined);
+    if (st?.isDirectory()) dirs.set(p, await listDevices(p, MAX_DEVICE_DIR_ENTRIES));
+  }
+  return (p) => dirs.get(p) ?? lookupDevice(p);
+}
+
+/**
+ * How much of a directory a request's device lookup walks: /dev holds a few hundred entries; a request naming "/" must
  * not walk the host's filesystem. The host's own /dev (privileged
  * containers) may be larger on storage nodes.
  */
@@ -47,16 +64,22 @@ const MAX_HOST_DEV_ENTRIES = 65536;
 export const MAX_DEVICE_DIR_DEPTH = 8;
 
 /** Every device node under a directory (privileged containers get all of /dev). */
-export function listDevices(dir = '/dev', maxEntries = MAX_HOST_DEV_ENTRIES): HostDevice[] {
+export async function listDevices(dir = '/dev', maxEntries = MAX_HOST_DEV_ENTRIES): Promise<HostDevice[]> {
   const out: HostDevice[] = [];
   let seen = 0;
   const tooBig = () =>
     new InvalidArgumentError(
       `devices: ${quote(dir, 256)} holds more than ${maxEntries} entries or ${MAX_DEVICE_DIR_DEPTH} levels; name device nodes or a directory of them`,
     );
-  const walk = (d: string, depth: number) => {
+  const walk = async (d: string, depth: number): Promise<void> => {
     if (depth > MAX_DEVICE_DIR_DEPTH) throw tooBig();
-    for (const name of readdirSync(d)) {
+    let names: string[];
+    try {
+      names = await fs.readdir(d);
+    } catch {
+      return;
+    }
+    for (const name of names) {
       if (++seen > maxEntries) throw tooBig();
       const p = path.join(d, name);
       // /dev/pts belongs to each container's own devpts; /dev/shm and mqueue are mounts, not devices.
@@ -64,22 +87,22 @@ export function listDevices(dir = '/dev', maxEntries = MAX_HOST_DEV_ENTRIES): Ho
       let st: Stats;
       try {
         // A symlinked directory is not entered (/dev/fd -> /proc/self/fd would loop); symlinked nodes count.
-        st = lstatSync(p);
+        st = await fs.lstat(p);
         if (st.isSymbolicLink()) {
-          st = statSync(p);
+          st = await fs.stat(p);
           if (st.isDirectory()) continue;
         }
       } catch {
         continue;
       }
-      if (st.isDirectory()) walk(p, depth + 1);
+      if (st.isDirectory()) await walk(p, depth + 1);
       else {
         const dev = toHostDevice(p, st);
         if (dev) out.push(dev);
       }
     }
   };
-  walk(dir, 0);
+  await walk(dir, 0);
   return out;
 }
 

@@ -15,6 +15,7 @@ import { LongTimer, setTimerAt } from '../util/long-timer';
 import { criOperationMeter } from '../metrics';
 import { checkRequestBounds, clip } from '../util/bounds';
 import { codeName, toStatus } from './status-mapping';
+import { encodeListItems } from './wire-encoding';
 
 /** What every CRI handler gets besides its request. */
 export interface CriContext {
@@ -116,33 +117,17 @@ export class AnswerTooLargeError extends ResourceExhaustedError {
   }
 }
 
-// Answers encoded once to measure them, handed to grpc-js by withEncodedAnswers's serializer.
-const encodedAnswers = new WeakMap<object, Buffer>();
-
-/** Encodes an answer (once), refusing one a client with the usual 16 MiB limit could not receive. */
+/**
+ * Refuses an answer a client with the usual 16 MiB limit could not receive.
+ * `serialize` is the service's own (cri/wire-encoding.ts keeps each item's
+ * bytes), so measuring costs one copy of cached bytes, not a second encode.
+ */
 function encodeBounded(serialize: (value: unknown) => Buffer, message: unknown, what: string): void {
   if (typeof message !== 'object' || message === null) return;
   const bytes = serialize(message);
   if (bytes.length > MAX_ANSWER_BYTES) {
     throw new AnswerTooLargeError(bytes.length, `${what}: the answer would be ${(bytes.length / 1048576).toFixed(1)} MiB, over the 16 MiB a kubelet accepts`);
   }
-  encodedAnswers.set(message, bytes);
-}
-
-/**
- * The service definition to register with implement()'s handlers: answers
- * already encoded to check their size are not encoded a second time.
- */
-export function withEncodedAnswers(definition: ServiceDefinition): ServiceDefinition {
-  const out: Record<string, ServiceDefinition[string]> = {};
-  for (const [name, method] of Object.entries(definition)) {
-    const serialize = method.responseSerialize;
-    out[name] = {
-      ...method,
-      responseSerialize: (value: unknown) => (typeof value === 'object' && value !== null && encodedAnswers.get(value)) || serialize(value),
-    };
-  }
-  return out as ServiceDefinition;
 }
 
 /** The Stream* RPC that serves a List* RPC's items in bounded messages (ListPodSandbox -> StreamPodSandboxes). */
@@ -246,8 +231,13 @@ export function implement<S>(
       if (rpcName.startsWith('List')) {
         // A list answer grows with what is stored; refuse one no kubelet could receive, naming the way out.
         const hint = twin ? `; narrow it with a filter or call ${twin}, which sends the items in bounded messages` : '; narrow it with a filter';
-        settled = settled.then((response) => {
+        settled = settled.then(async (response) => {
           try {
+            // Items first, a slice per turn, from the cache the serializer uses; then the whole answer is a copy.
+            const items = await encodeListItems(rpcName, response, MAX_ANSWER_BYTES);
+            if (items !== undefined && items > MAX_ANSWER_BYTES) {
+              throw new AnswerTooLargeError(items, `${rpcName}: the answer would be over ${(items / 1048576).toFixed(1)} MiB, over the 16 MiB a kubelet accepts`);
+            }
             encodeBounded(method.responseSerialize, response, rpcName);
           } catch (err) {
             if (err instanceof AnswerTooLargeError) throw new ResourceExhaustedError(`${err.message}${hint}`);

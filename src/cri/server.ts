@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { AuthorityRewritingSocket } from '../grpc/authority-rewrite';
+import { refuseOverBudget } from '../grpc/decode-budget';
 import type { Logger } from '../log/logger';
 
 /** True when some process accepts connections on the socket. */
@@ -33,6 +34,8 @@ export class CriServer {
   private readonly server = new Server({
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.max_send_message_length': 16 * 1024 * 1024,
+    // Requests over the decode budget (grpc/decode-budget.ts) are answered here, before any handler.
+    interceptors: [refuseOverBudget],
   });
 
   private readonly listener = net.createServer();

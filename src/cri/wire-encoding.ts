@@ -1,5 +1,6 @@
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import type { ServiceDefinition } from '@grpc/grpc-js';
+import { withDecodeBudget } from '../grpc/decode-budget';
 import {
   Container,
   ContainerStatus,
@@ -77,9 +78,10 @@ const containerStatuses = new EncodedMessages(ContainerStatus);
 const images = new EncodedMessages(Image);
 
 function withSerializers(definition: ServiceDefinition, serializers: Record<string, (response: never) => Buffer>): ServiceDefinition {
-  const out: Record<string, ServiceDefinition[string]> = { ...definition };
+  // Every request is decoded under the wire's budget; see grpc/decode-budget.ts.
+  const out: Record<string, ServiceDefinition[string]> = { ...withDecodeBudget(definition) };
   for (const [name, responseSerialize] of Object.entries(serializers)) {
-    out[name] = { ...definition[name]!, responseSerialize: responseSerialize as (value: unknown) => Buffer };
+    out[name] = { ...out[name]!, responseSerialize: responseSerialize as (value: unknown) => Buffer };
   }
   return out;
 }
@@ -97,3 +99,40 @@ export const IMAGE_SERVICE: ServiceDefinition = withSerializers(ImageServiceServ
   listImages: serializer(ListImagesResponse, 'images', 1, images),
   imageStatus: serializer(ImageStatusResponse, 'image', 1, images),
 });
+
+/** Each List answer's cached repeated field, by RPC name. */
+const LIST_ITEMS: Record<string, { field: string; cache: EncodedMessages<object> }> = {
+  ListPodSandbox: { field: 'items', cache: pods as EncodedMessages<object> },
+  ListContainers: { field: 'containers', cache: containers as EncodedMessages<object> },
+  ListImages: { field: 'images', cache: images as EncodedMessages<object> },
+};
+
+/** Encoded bytes per event-loop turn while a list answer is prepared. */
+const BYTES_PER_TURN = 1024 * 1024;
+
+/**
+ * Encodes the items of a List answer ahead, about 1 MiB per event-loop turn,
+ * and returns the bytes they take in the answer (undefined for an RPC whose
+ * items are not cached). The serializer then only copies cached bytes, so a
+ * 16 MiB answer does not hold the loop while it is encoded, and its size is
+ * known without a second encode. Stops counting once past `stopAt`.
+ */
+export async function encodeListItems(rpcName: string, response: unknown, stopAt: number): Promise<number | undefined> {
+  const list = LIST_ITEMS[rpcName];
+  const items = list && (response as Record<string, unknown> | undefined)?.[list.field];
+  if (!list || !Array.isArray(items)) return undefined;
+  let total = 0;
+  let sinceYield = 0;
+  for (const item of items as object[]) {
+    const n = list.cache.of(item).byteLength;
+    // tag (1 byte) + length varint + the item
+    total += 1 + (n < 128 ? 1 : n < 16384 ? 2 : n < 2097152 ? 3 : 4) + n;
+    if (total > stopAt) return total;
+    sinceYield += n;
+    if (sinceYield >= BYTES_PER_TURN) {
+      sinceYield = 0;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+  return total;
+}
