@@ -46,10 +46,10 @@ export function lookupDevice(hostPath: string): HostDevice | HostDevice[] {
  */
 export async function deviceLookupFor(hostPaths: readonly string[]): Promise<DeviceLookup> {
   const dirs = new Map<string, HostDevice[]>();
-  for (const p of new Set(hostPaths)) {
-    if (!p.startsWith('/')) continue;
+  for (const [i, p] of hostPaths.entries()) {
+    if (!p.startsWith('/') || dirs.has(p)) continue;
     const st = await fs.stat(p).catch(() => undefined);
-    if (st?.isDirectory()) dirs.set(p, await listDevices(p, MAX_DEVICE_DIR_ENTRIES));
+    if (st?.isDirectory()) dirs.set(p, await listDevices(p, MAX_DEVICE_DIR_ENTRIES, `devices[${i}].host_path`));
   }
   return (p) => dirs.get(p) ?? lookupDevice(p);
 }
@@ -64,12 +64,12 @@ const MAX_HOST_DEV_ENTRIES = 65536;
 export const MAX_DEVICE_DIR_DEPTH = 8;
 
 /** Every device node under a directory (privileged containers get all of /dev). */
-export async function listDevices(dir = '/dev', maxEntries = MAX_HOST_DEV_ENTRIES): Promise<HostDevice[]> {
+export async function listDevices(dir = '/dev', maxEntries = MAX_HOST_DEV_ENTRIES, field = 'devices'): Promise<HostDevice[]> {
   const out: HostDevice[] = [];
   let seen = 0;
   const tooBig = () =>
     new InvalidArgumentError(
-      `devices: ${quote(dir, 256)} holds more than ${maxEntries} entries or ${MAX_DEVICE_DIR_DEPTH} levels; name device nodes or a directory of them`,
+      `${field}: ${quote(dir, 256)} holds more than ${maxEntries} entries or ${MAX_DEVICE_DIR_DEPTH} levels; name device nodes or a directory of them`,
     );
   const walk = async (d: string, depth: number): Promise<void> => {
     if (depth > MAX_DEVICE_DIR_DEPTH) throw tooBig();

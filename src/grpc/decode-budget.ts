@@ -14,7 +14,7 @@ import { Metadata, ServerInterceptingCall, ServerInterceptor, ServiceDefinition,
  */
 
 /** Varint reads a request may take to decode (a string field is 2, a map entry 6). */
-export const DECODE_BUDGET = 131072;
+export const DECODE_BUDGET = 65536;
 
 class DecodeBudgetExceeded extends Error {}
 

@@ -87,10 +87,10 @@ const DEFAULT_MAP_LIMIT: MapLimit = { entries: 1024, valueChars: 4 * KiB, totalB
  * config both carry them in one containerd request.
  */
 export const LIST_LIMITS: Readonly<Record<string, ListLimit>> = {
-  command: { entries: 16 * KiB, itemChars: MAX_ARG_STRLEN, totalBytes: 4 * MiB },
-  args: { entries: 16 * KiB, itemChars: MAX_ARG_STRLEN, totalBytes: 4 * MiB },
-  cmd: { entries: 16 * KiB, itemChars: MAX_ARG_STRLEN, totalBytes: 4 * MiB },
-  envs: { entries: 16 * KiB, totalBytes: 4 * MiB },
+  command: { entries: 8 * KiB, itemChars: MAX_ARG_STRLEN, totalBytes: 4 * MiB },
+  args: { entries: 8 * KiB, itemChars: MAX_ARG_STRLEN, totalBytes: 4 * MiB },
+  cmd: { entries: 8 * KiB, itemChars: MAX_ARG_STRLEN, totalBytes: 4 * MiB },
+  envs: { entries: 8 * KiB, totalBytes: 4 * MiB },
   mounts: { entries: 1024, totalBytes: 4 * MiB },
   devices: { entries: 1024, totalBytes: 1 * MiB },
   CDIDevices: { entries: 1024, totalBytes: 1 * MiB },
