@@ -107,6 +107,9 @@ function contextFor(
 /** The kubelet's (and crictl's) default gRPC receive limit; grpc-js enforces the same on what we send. */
 export const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
 
+/** Room left for what a List answer holds besides its items (none of them has more than a few bytes). */
+const LIST_FRAMING_BYTES = 1024;
+
 /** An answer message over MAX_ANSWER_BYTES: sendInBatches splits the batch, unary List calls report it. */
 export class AnswerTooLargeError extends ResourceExhaustedError {
   constructor(
@@ -233,12 +236,14 @@ export function implement<S>(
         const hint = twin ? `; narrow it with a filter or call ${twin}, which sends the items in bounded messages` : '; narrow it with a filter';
         settled = settled.then(async (response) => {
           try {
-            // Items first, a slice per turn, from the cache the serializer uses; then the whole answer is a copy.
+            // Items first, a slice per turn, from the cache the serializer uses. Their bytes are the
+            // whole answer but for a few bytes of framing, so only lists without cached items are
+            // encoded here to be measured (stats answers: a second encode, every few seconds).
             const items = await encodeListItems(rpcName, response, MAX_ANSWER_BYTES);
-            if (items !== undefined && items > MAX_ANSWER_BYTES) {
+            if (items === undefined) encodeBounded(method.responseSerialize, response, rpcName);
+            else if (items > MAX_ANSWER_BYTES - LIST_FRAMING_BYTES) {
               throw new AnswerTooLargeError(items, `${rpcName}: the answer would be over ${(items / 1048576).toFixed(1)} MiB, over the 16 MiB a kubelet accepts`);
             }
-            encodeBounded(method.responseSerialize, response, rpcName);
           } catch (err) {
             if (err instanceof AnswerTooLargeError) throw new ResourceExhaustedError(`${err.message}${hint}`);
             throw err;

@@ -25,12 +25,24 @@ export interface AppendFileOptions {
   /** Queued bytes above which write() returns false. */
   highWaterMark: number;
   logger: Logger;
+  /**
+   * Opens the file for appending and returns its fd, at open and at every
+   * reopen. Defaults to openRegularFileForAppend; the load tests pass a
+   * blocking open so that a FIFO drained slowly can stand in for a slow disk.
+   */
+  open?: OpenForAppend;
 }
 
-function openAppend(p: string, mode: number): Promise<number> {
+export type OpenForAppend = (path: string, mode: number) => Promise<number>;
+
+/**
+ * Opens (creating it if needed) a regular file for appending. Non-blocking: a
+ * FIFO put where the log goes fails at once (ENXIO) instead of holding a
+ * thread-pool thread until someone reads it, and anything but a regular file
+ * is then refused.
+ */
+export function openRegularFileForAppend(p: string, mode: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    // Non-blocking: a FIFO put where the log goes fails at once (ENXIO) instead of holding a
-    // thread-pool thread until someone reads it; anything but a regular file is then refused.
     fs.open(p, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK | O_NOCTTY, mode, (err, fd) => {
       if (err) return reject(withContext(err, `opening log file ${p}`));
       fs.fstat(fd, (statErr, st) => {
@@ -131,7 +143,7 @@ export class AppendFile extends EventEmitter {
       .catch((err: unknown) => {
         throw withContext(err, `creating the directory of log file ${opts.path}`);
       });
-    return new AppendFile(opts, await openAppend(opts.path, opts.mode));
+    return new AppendFile(opts, await (opts.open ?? openRegularFileForAppend)(opts.path, opts.mode));
   }
 
   get queuedBytes(): number {
@@ -188,7 +200,7 @@ export class AppendFile extends EventEmitter {
     this.holding = true;
     let newFd: number;
     try {
-      newFd = await openAppend(this.path, this.opts.mode);
+      newFd = await (this.opts.open ?? openRegularFileForAppend)(this.path, this.opts.mode);
     } catch (err) {
       this.holding = false;
       this.emit('swapped');

@@ -20,7 +20,7 @@ import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../log/logger';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors';
-import { AppendFile } from './append-file';
+import { AppendFile, type OpenForAppend } from './append-file';
 import { CriClock } from './cri-log-clock';
 import { RecordBatch, StreamName } from './cri-log-records';
 import { currentTurn } from './event-loop-turn';
@@ -60,6 +60,8 @@ export interface CriLogWriterOptions {
    * takes to process this many bytes, per turn.
    */
   maxBytesPerTurn?: number;
+  /** How the log file is opened (see AppendFileOptions.open). */
+  open?: OpenForAppend;
 }
 
 export const DEFAULT_MAX_LINE_BYTES = 16 * 1024;
@@ -198,6 +200,7 @@ export class CriLogWriter extends EventEmitter {
       mode: LOG_FILE_MODE,
       highWaterMark: opts.highWaterMark ?? DEFAULT_HIGH_WATER_MARK,
       logger: opts.logger,
+      open: opts.open,
     });
     return new CriLogWriter(opts, file);
   }

@@ -17,6 +17,12 @@ afterEach(() => {
   cleanupTempDirs();
 });
 
+function openBlockingForAppend(p: string): Promise<number> {
+  return new Promise((resolve, reject) =>
+    fs.open(p, fs.constants.O_WRONLY | fs.constants.O_APPEND, (err, fd) => (err ? reject(err) : resolve(fd))),
+  );
+}
+
 const LINE = 'The quick brown fox jumps over the lazy dog 0123456789 ABCDEFGHIJKLMNOPQRSTUVWXYZ abcdefghijklm';
 
 /** Samples the event loop's longest gap and the peak RSS with a 10 ms timer in this process. */
@@ -89,7 +95,9 @@ describe('CriLogWriter under load', () => {
       { stdio: 'ignore' },
     );
     try {
-      const t = await setup({ path: sinkPath, highWaterMark: 1024 * 1024 }, true, dir);
+      // The adapter opens only regular files as logs (non-blocking, so a FIFO is refused at
+      // once); here the FIFO is the point, so it is opened blocking, as a slow disk would be.
+      const t = await setup({ path: sinkPath, highWaterMark: 1024 * 1024, open: openBlockingForAppend }, true, dir);
       const mon = monitor();
       let maxQueued = 0;
       const sampler = setInterval(() => (maxQueued = Math.max(maxQueued, t.writer.stats.queuedBytes)), 5);
