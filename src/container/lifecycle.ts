@@ -88,6 +88,7 @@ export async function recordExit(
     reason: exit.reason ?? exitReason(exit.exitStatus, record.oomKilled),
     message: exit.message ?? '',
     pid: 0,
+    killAt: undefined,
   };
   await writeContainerStatus(ctx.config.root, exited);
   Object.assign(record, {
@@ -97,6 +98,7 @@ export async function recordExit(
     reason: exited.reason,
     message: exited.message,
     pid: 0,
+    killAt: undefined,
   });
   await deleteTask(ctx.conn, record.id).catch((err: unknown) =>
     ctx.logger.warn('deleting exited task failed', { containerId: record.id, error: (err as Error).message }),
@@ -135,7 +137,7 @@ export async function syncExit(ctx: ContainerContext, record: ContainerRecord, c
  * so a stop whose caller went away still ends in SIGKILL when its grace
  * period is over, and holds no lock meanwhile.
  */
-function armKill(ctx: ContainerContext, id: string, at: number): void {
+export function armKill(ctx: ContainerContext, id: string, at: number): void {
   const current = ctx.killTimers.get(id);
   if (current && current.at <= at) return;
   current?.clear();
@@ -212,8 +214,14 @@ export async function stopContainer(ctx: ContainerContext, record: ContainerReco
       return false;
     }
     if (graceMs > 0 && signal !== 9) {
+      const killAt = Date.now() + graceMs;
+      if (record.killAt === undefined || killAt < record.killAt) {
+        // On disk before the signal: an adapter restarted during the grace period re-arms it.
+        record.killAt = killAt;
+        await writeContainerStatus(ctx.config.root, record);
+      }
       await killTask(ctx.conn, id, signal, call);
-      armKill(ctx, id, Date.now() + graceMs);
+      armKill(ctx, id, record.killAt);
     } else {
       disarmKill(ctx, id);
       await killTask(ctx.conn, id, 9, call);

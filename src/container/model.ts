@@ -33,6 +33,12 @@ export interface ContainerStatusFields {
    * until the container is started.
    */
   processUser?: ProcessIdentity;
+  /**
+   * Milliseconds since the epoch at which a stop's grace period ends and the
+   * container gets SIGKILL; set while a stop with a grace period waits, so an
+   * adapter restarted meanwhile still kills it on time.
+   */
+  killAt?: number;
 }
 
 /** One container as the adapter knows it. */
@@ -110,6 +116,7 @@ export function toStatusFields(r: ContainerRecord): ContainerStatusFields {
     message: r.message,
     pid: r.pid,
     processUser: r.processUser,
+    killAt: r.state === 'running' ? r.killAt : undefined,
   };
 }
 
@@ -135,6 +142,7 @@ export function fromStored(m: ContainerMetadata, s: ContainerStatusFields | unde
     message: s?.message ?? '',
     pid: s?.pid ?? 0,
     processUser: s?.processUser,
+    killAt: s?.killAt,
     oomKilled: false,
     imageMounts: m.imageMounts ?? [],
   };

@@ -6,7 +6,7 @@ import { EXTENSIONS, KIND_CONTAINER, LABELS } from '../containerd/labels';
 import { reconcileMetrics } from '../metrics';
 import type { ContainerContext } from './context';
 import { imageMountDeps, releaseOrphanImageMounts, remountImageMounts } from './image-mounts';
-import { recordExit, syncExit } from './lifecycle';
+import { armKill, recordExit, syncExit } from './lifecycle';
 import { ContainerMetadata, fromStored } from './model';
 import { readContainerStatus, removeContainerStatus } from './status-file';
 
@@ -42,6 +42,8 @@ export async function recoverContainers(ctx: ContainerContext, call: CallContext
       if (task?.status === TaskStatus.RUNNING) {
         record.pid = task.pid;
         await ctx.io.reattach(record);
+        // A stop's grace period that was running when the adapter went down (at once if it is over).
+        if (record.killAt !== undefined) armKill(ctx, record.id, record.killAt);
       } else if (task?.status === TaskStatus.STOPPED) {
         await ctx.io.reattach(record);
         await recordExit(ctx, record, { exitStatus: task.exitStatus, exitedAt: task.exitedAtNs });

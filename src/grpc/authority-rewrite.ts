@@ -13,8 +13,10 @@ import { HeaderField, HpackDecoder, HpackEncoder, HpackError } from './hpack';
  * percent-encoded (as grpc-go 1.57+ does itself). Every other check of Node's
  * HTTP/2 stack still applies to what it receives.
  *
- * Until a block needs a rewrite, the client's own bytes go through, so the
- * server's HPACK table mirrors the client's exactly. From the first rewritten
+ * The first header block of a connection decides: when it needs no rewrite,
+ * the client's own bytes go through from then on, unparsed (the authority is
+ * the channel's, the same on every call; a later odd one reaches nghttp2 as
+ * the client sent it). From the first rewritten
  * block on, every block is re-encoded by our encoder: that block starts with a
  * table size update to 0 (emptying the server's table) and nothing is indexed
  * after, so the two tables can never drift apart.
@@ -212,6 +214,10 @@ export class ClientStreamRewriter {
     }
     if (this.mode === 'passthrough' && !needsRewrite(fields)) {
       out.push(...raw);
+      // A connection's :authority is its channel's (grpc-go and grpc-js set it once per
+      // connection), so a client whose first block needs nothing never will: the rest of its
+      // bytes go through without being parsed, which is most of what this layer costs per call.
+      this.mode = 'raw';
       return;
     }
     if (this.mode === 'passthrough') {

@@ -410,6 +410,24 @@ describe('the adapter killed with SIGKILL', () => {
     await expectNothingLeft();
   }, 180_000);
 
+  test('during a stop\'s grace period: the restarted adapter still sends SIGKILL when it ends', async () => {
+    const pod = await runPod();
+    const c = await createIn(pod, TERM_IGNORING);
+    await client.runtime.startContainer({ containerId: c });
+    const stoppedAt = Date.now();
+    void client.runtime.stopContainer({ containerId: c, timeout: 4n }).catch(() => undefined);
+    await sleep(500);
+    await adapter.kill();
+    await launchAdapter();
+    // The container ignores SIGTERM, so only the re-armed deadline can end it, and not before 4 s.
+    expect((await status(c)).state).toBe(ContainerState.CONTAINER_RUNNING);
+    const s = await waitExited(c, 15_000);
+    expect(s.exitCode).toBe(137);
+    expect(Number(s.finishedAt / 1_000_000n) - stoppedAt).toBeGreaterThan(3500);
+    await removeAllPods();
+    await expectNothingLeft();
+  }, 60_000);
+
   test('in the middle of RunPodSandbox and CreateContainer: mounts, files, netns, IPs, snapshots and leases are released at start', async () => {
     const pod = await runPod();
     for (const killAfter of [80, 200, 400]) {

@@ -96,16 +96,30 @@ describe('ClientStreamRewriter', () => {
     expect(rw.rewrites).toBe(0);
   });
 
-  it('keeps the tables in step when a rewrite starts after indexed blocks of a modern-looking client', () => {
+  it('passes everything after a clean first block through unparsed, even a later odd authority', () => {
     const e = new HpackEncoder({ indexing: true, huffman: true });
     const bytes = Buffer.concat([
       PREFACE,
       frame(0x1, 0x5, 1, e.encode(request('localhost'))),
       frame(0x1, 0x5, 3, e.encode(request('/odd/one'))),
-      frame(0x1, 0x5, 5, e.encode(request('localhost'))),
+      // Not even a header block: no longer looked at.
+      frame(0x1, 0x4, 5, Buffer.from([0xff])),
+    ]);
+    const rw = new ClientStreamRewriter();
+    expect(feedInPieces(bytes, 3, rw)).toEqual(bytes);
+    expect(rw.rewrites).toBe(0);
+  });
+
+  it('rewrites every block of a connection whose first block needed it, indexed or not', () => {
+    const e = new HpackEncoder({ indexing: true, huffman: true });
+    const bytes = Buffer.concat([
+      PREFACE,
+      frame(0x1, 0x5, 1, e.encode(request('/run/x.sock'))),
+      frame(0x1, 0x5, 3, e.encode(request('localhost'))),
+      frame(0x1, 0x5, 5, e.encode(request('/run/x.sock'))),
     ]);
     const view = serverView(feedInPieces(bytes, 3));
-    expect(view.map((v) => v.fields)).toEqual([request('localhost'), request('%2Fodd%2Fone'), request('localhost')]);
+    expect(view.map((v) => v.fields)).toEqual([request('%2Frun%2Fx.sock'), request('localhost'), request('%2Frun%2Fx.sock')]);
     expect(view.map((v) => v.flags & 0x1)).toEqual([1, 1, 1]);
   });
 
