@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { abortError, DeadlineExceededError, InternalError, InvalidArgumentError } from '../errors';
+import { startCommand } from '../host/commands';
 import { recordCniPluginRun } from '../metrics';
 import type { CniNetworkList } from './cni-config';
 
@@ -108,6 +108,7 @@ function findPlugin(type: string, binDirs: string[]): string {
  * that a timeout or cancellation kills everything it started: a plugin's
  * child holding stdout open would otherwise keep the call waiting (Node's
  * 'close' waits for the pipes) long after the plugin itself was killed.
+ * It runs through the command helper (host/commands.ts), off the event loop.
  */
 function execPlugin(
   binary: string,
@@ -118,7 +119,9 @@ function execPlugin(
   signal?: AbortSignal,
 ): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(binary, [], {
+    const child = startCommand({
+      file: binary,
+      args: [],
       env: {
         PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
         CNI_COMMAND: command,
@@ -128,11 +131,9 @@ function execPlugin(
         CNI_PATH: settings.binDirs.join(':'),
         CNI_ARGS: cniArgs(pod),
       },
-      stdio: ['pipe', 'pipe', 'pipe'],
+      input: JSON.stringify(stdin),
       detached: true,
     });
-    let stdout = '';
-    let stderr = '';
     let settled = false;
     const started = performance.now();
     const finish = (err: Error | undefined, out?: string) => {
@@ -146,13 +147,7 @@ function execPlugin(
     };
     const stop = (err: Error) => {
       if (settled) return;
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        child.kill('SIGKILL');
-      }
-      child.stdout.destroy();
-      child.stderr.destroy();
+      child.kill();
       finish(err);
     };
     const timer = setTimeout(
@@ -162,22 +157,20 @@ function execPlugin(
     const onAbort = () => stop(abortError(signal!.reason, `CNI plugin ${path.basename(binary)} ${command}`));
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('error', (err) => stop(new InternalError(`running CNI plugin ${binary}: ${err.message}`)));
-    child.on('close', (code) => {
-      if (code === 0) return finish(undefined, stdout);
-      let message = stderr.trim() || `exit code ${code}`;
-      try {
-        const e = JSON.parse(stdout) as { code?: number; msg?: string; details?: string };
-        if (e.msg) message = `${e.msg}${e.details ? ` (${e.details})` : ''} [CNI error ${e.code}]`;
-      } catch {
-        // not a CNI error document; keep stderr
-      }
-      finish(new InternalError(`CNI plugin ${path.basename(binary)} ${command} failed: ${message}`));
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(JSON.stringify(stdin));
+    child.result.then(
+      ({ code, stdout, stderr }) => {
+        if (code === 0) return finish(undefined, stdout);
+        let message = stderr.trim() || `exit code ${code}`;
+        try {
+          const e = JSON.parse(stdout) as { code?: number; msg?: string; details?: string };
+          if (e.msg) message = `${e.msg}${e.details ? ` (${e.details})` : ''} [CNI error ${e.code}]`;
+        } catch {
+          // not a CNI error document; keep stderr
+        }
+        finish(new InternalError(`CNI plugin ${path.basename(binary)} ${command} failed: ${message}`));
+      },
+      (err: Error) => stop(new InternalError(`running CNI plugin ${binary}: ${err.message}`)),
+    );
   });
 }
 

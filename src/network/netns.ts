@@ -1,9 +1,7 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { promisify } from 'node:util';
 import { InternalError } from '../errors';
+import { runCommand } from '../host/commands';
 
-const run = promisify(execFile);
 
 /** Where `ip netns` keeps named namespaces (bind mounts that outlive their last process). */
 export const NETNS_DIR = '/run/netns';
@@ -26,12 +24,12 @@ export function netnsPath(name: string): string {
  */
 export async function createNetns(name: string, signal?: AbortSignal): Promise<string> {
   try {
-    await run('ip', ['netns', 'add', name], { signal });
+    await runCommand('ip', ['netns', 'add', name], { signal });
   } catch (err) {
     throw new InternalError(`creating network namespace ${name}: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
   }
   // Bring up lo, as every pod expects a working 127.0.0.1 even when the CNI config has no loopback plugin.
-  await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']).catch(() => undefined);
+  await runCommand('ip', ['-n', name, 'link', 'set', 'lo', 'up']).catch(() => undefined);
   return netnsPath(name);
 }
 
@@ -44,11 +42,11 @@ export async function createNetns(name: string, signal?: AbortSignal): Promise<s
  */
 export async function adoptNetns(name: string, pid: number, signal?: AbortSignal): Promise<string> {
   try {
-    await run('ip', ['netns', 'attach', name, String(pid)], { signal });
+    await runCommand('ip', ['netns', 'attach', name, String(pid)], { signal });
   } catch (err) {
     throw new InternalError(`naming the network namespace of process ${pid} as ${name}: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
   }
-  await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']).catch(() => undefined);
+  await runCommand('ip', ['-n', name, 'link', 'set', 'lo', 'up']).catch(() => undefined);
   return netnsPath(name);
 }
 
@@ -56,7 +54,7 @@ export async function adoptNetns(name: string, pid: number, signal?: AbortSignal
 export async function removeNetns(name: string): Promise<void> {
   if (!existsSync(netnsPath(name))) return;
   try {
-    await run('ip', ['netns', 'delete', name]);
+    await runCommand('ip', ['netns', 'delete', name]);
   } catch (err) {
     if (existsSync(netnsPath(name))) {
       throw new InternalError(`removing network namespace ${name}: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);

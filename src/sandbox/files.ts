@@ -1,12 +1,10 @@
-import { execFile } from 'node:child_process';
 import { mkdirSync, promises as fs, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { InternalError } from '../errors';
+import { runCommand } from '../host/commands';
 import { readMountinfoAsync } from '../host/mountinfo';
 import type { DNSConfig } from '../gen/runtime/v1/api';
 
-const run = promisify(execFile);
 
 /** Size of a pod's /dev/shm, as Docker and containerd default it. */
 export const SHM_SIZE_BYTES = 64 * 1024 * 1024;
@@ -84,7 +82,7 @@ export async function createSandboxFiles(paths: SandboxFilePaths, input: Sandbox
   if (paths.shmPath) {
     mkdirSync(paths.shmPath, { recursive: true, mode: 0o700 });
     try {
-      await run('mount', ['-t', 'tmpfs', '-o', `nosuid,nodev,noexec,mode=1777,size=${SHM_SIZE_BYTES}`, 'shm', paths.shmPath]);
+      await runCommand('mount', ['-t', 'tmpfs', '-o', `nosuid,nodev,noexec,mode=1777,size=${SHM_SIZE_BYTES}`, 'shm', paths.shmPath]);
     } catch (err) {
       throw new InternalError(`mounting /dev/shm for the pod at ${paths.shmPath}: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
     }
@@ -99,9 +97,9 @@ async function isMountpoint(p: string): Promise<boolean> {
 export async function releaseShm(paths: SandboxFilePaths): Promise<void> {
   if (!paths.shmPath || !(await isMountpoint(paths.shmPath))) return;
   try {
-    await run('umount', [paths.shmPath]);
+    await runCommand('umount', [paths.shmPath]);
   } catch {
-    await run('umount', ['-l', paths.shmPath]).catch(() => undefined);
+    await runCommand('umount', ['-l', paths.shmPath]).catch(() => undefined);
   }
 }
 

@@ -378,6 +378,46 @@ describe('containerd killed with SIGKILL and started again', () => {
   }, 120_000);
 });
 
+/** The adapter's command helper processes (host/commands.ts): children of `pid` running command-helper.js. */
+function commandHelpersOf(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((p) => {
+      try {
+        const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        return ppid === pid && pidAlive(p) && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('command-helper.js');
+      } catch {
+        return false;
+      }
+    });
+}
+
+describe('the command helper', () => {
+  test('runs the pod\'s host commands, is started again when it dies, and goes when the adapter does', async () => {
+    const pod = await runPod();
+    const adapterPid = adapter.process.pid!;
+    const [first] = commandHelpersOf(adapterPid);
+    // RunPodSandbox's namespace, /dev/shm and CNI plugins went through it.
+    expect(first).toBeDefined();
+    process.kill(first!, 'SIGKILL');
+    await waitFor('the helper gone', async () => !pidAlive(first!));
+    // The next pod's commands start a new one; nothing else notices.
+    const second = await runPod();
+    expect((await client.runtime.podSandboxStatus({ podSandboxId: second, verbose: false })).status?.network?.ip).toMatch(/^\d+\./);
+    const now = commandHelpersOf(adapterPid);
+    expect(now).toHaveLength(1);
+    expect(now[0]).not.toBe(first);
+    await client.runtime.stopPodSandbox({ podSandboxId: pod });
+    await adapter.kill();
+    await waitFor('the helper exits with the adapter', async () => !pidAlive(now[0]!), { timeoutMs: 5000 });
+    await launchAdapter();
+    await removeAllPods();
+    await expectNothingLeft();
+  }, 60_000);
+});
+
 describe('the adapter killed with SIGKILL', () => {
   test('in the middle of StopContainer: the exit is 137 after the restart', async () => {
     const pod = await runPod();

@@ -57,6 +57,8 @@ export async function startAdapter(opts: AdapterOptions): Promise<AdapterProcess
   mkdirSync(cniConfDir, { recursive: true });
   const socket = path.join(dir, 'cri.sock');
   const args = [
+    // Node's own flags for the daemon (set by a person profiling: CRI_ADAPTER_TEST_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/p").
+    ...(process.env.CRI_ADAPTER_TEST_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
     MAIN,
     ...nodeSettings({ dir, containerdAddress: opts.containerdAddress, namespace: opts.namespace ?? 'cri-adapter-test', cniConfDir }),
     // Repeating a flag makes the daemon see a list ("debug,warn") and refuse to start.
