@@ -32,6 +32,18 @@ function toContainerdDescriptor(d: Descriptor): ContainerdDescriptor {
   return { mediaType: d.mediaType, digest: d.digest, size: BigInt(d.size), annotations: d.annotations ?? {} };
 }
 
+/** A promise settled from outside, at most once. */
+function settleable(): { promise: Promise<void>; done: () => void; fail: (err: Error) => void } {
+  let done!: () => void;
+  let fail!: (err: Error) => void;
+  const promise = new Promise<void>((resolve, reject) => {
+    done = resolve;
+    fail = reject;
+  });
+  promise.catch(() => undefined);
+  return { promise, done, fail };
+}
+
 /**
  * Runs `fn` over items with at most `limit` in flight. On the first failure
  * no further item starts, `onFailure` runs (to cancel the ones in flight),
@@ -153,19 +165,36 @@ async function pullImageOnce(
       );
     }
 
-    // Children before parents, so every GC label points at content that exists.
-    await boundedAll(
-      resolved.layers.map((layer, i) => ({ layer, diffId: diffIds[i]! })),
+    // Children before parents, so every GC label points at content that exists. Each layer is
+    // unpacked as soon as it and the layers below it are stored, while the layers above it are
+    // still downloading (a layer's blob must be complete before containerd can apply it).
+    const layers = resolved.layers.map((layer, i) => ({ layer, diffId: diffIds[i]!, stored: settleable() }));
+    const stopAll = () => {
+      failed.abort(new CancelledError('another download or unpack of this pull failed'));
+      for (const l of layers) l.stored.fail(new CancelledError('the pull stopped before this layer was stored'));
+    };
+    const downloads = boundedAll(
+      layers,
       settings.maxConcurrentDownloads,
-      ({ layer, diffId }) => store(layer, { [UNCOMPRESSED_LABEL]: diffId }, fetch(layer)),
-      () => failed.abort(new CancelledError('another download of this pull failed')),
+      async ({ layer, diffId, stored }) => {
+        await store(layer, { [UNCOMPRESSED_LABEL]: diffId }, fetch(layer));
+        stored.done();
+      },
+      stopAll,
     );
-    const topChainId = await unpackLayers(
+    const unpacked = unpackLayers(
       conn,
       settings.snapshotter,
-      resolved.layers.map((layer, i) => ({ blob: toContainerdDescriptor(layer), diffId: diffIds[i]! })),
-      lctx,
+      layers.map(({ layer, diffId }) => ({ blob: toContainerdDescriptor(layer), diffId })),
+      wctx,
+      (i) => layers[i]!.stored.promise,
     );
+    unpacked.catch(stopAll);
+    const [downloaded, unpackedResult] = await Promise.allSettled([downloads, unpacked]);
+    // A failed download is the cause when both failed (the unpack then only waited for it).
+    if (downloaded.status === 'rejected') throw downloaded.reason;
+    if (unpackedResult.status === 'rejected') throw unpackedResult.reason;
+    const topChainId = unpackedResult.value;
     await store(resolved.config, configGcLabels(settings.snapshotter, topChainId), async () => Readable.from([configBytes]));
     const manifest = resolved.manifest;
     await store(

@@ -20,6 +20,7 @@ export async function snapshotExists(conn: ContainerdConnection, snapshotter: st
  * Applies layers bottom-up into the snapshotter, committing each under its
  * chain ID. Layers whose snapshot already exists are skipped. Returns the
  * top chain ID (the parent of every container rootfs of this image).
+ * Layer i is applied once `stored(i)` resolves.
  * Run it under a lease: snapshots in flight are not referenced by anything
  * yet, and containerd's GC would otherwise be free to take them.
  */
@@ -28,9 +29,12 @@ export async function unpackLayers(
   snapshotter: string,
   layers: LayerToUnpack[],
   ctx: CallContext,
+  /** Resolves once layer i's blob is in the content store (a pull unpacks while it downloads). */
+  stored: (i: number) => Promise<void> = async () => undefined,
 ): Promise<string | undefined> {
   const chain = chainIds(layers.map((l) => l.diffId));
   for (let i = 0; i < layers.length; i++) {
+    await stored(i);
     const chainId = chain[i]!;
     const parent = i === 0 ? '' : chain[i - 1]!;
     if (await snapshotExists(conn, snapshotter, chainId, ctx)) {
