@@ -32,6 +32,26 @@ describe('cached List/Status encoding', () => {
     expect(decoded).toEqual(ListPodSandboxResponse.decode(ListPodSandboxResponse.encode(answer()).finish()));
   });
 
+  it('hands out the last answer again only while its messages and the rest are the same', () => {
+    const records = [record(4), record(5), record(6)];
+    const serialize = RUNTIME_SERVICE.listPodSandbox!.responseSerialize as (r: ListPodSandboxResponse) => Buffer;
+    const answer = () => ({ items: records.map(toCriSandbox) });
+    const first = serialize(answer());
+    expect(serialize(answer())).toBe(first);
+    // One item fewer, a changed record, other order: each a different answer.
+    const fewer = serialize({ items: records.slice(1).map(toCriSandbox) });
+    expect(ListPodSandboxResponse.decode(fewer).items.map((p) => p.metadata?.name)).toEqual(['p5', 'p6']);
+    records[2]!.state = 'notready';
+    expect(ListPodSandboxResponse.decode(serialize(answer())).items.map((p) => p.state)).toEqual([0, 0, 1]);
+    const reversed = serialize({ items: [...records].reverse().map(toCriSandbox) });
+    expect(ListPodSandboxResponse.decode(reversed).items.map((p) => p.metadata?.name)).toEqual(['p6', 'p5', 'p4']);
+    // Same items, different rest: a status answer's timestamp changes its bytes.
+    const status = RUNTIME_SERVICE.podSandboxStatus!.responseSerialize as (r: PodSandboxStatusResponse) => Buffer;
+    const at = (timestamp: bigint): PodSandboxStatusResponse => ({ status: toCriSandboxStatus(records[0]!), info: {}, containersStatuses: [], timestamp });
+    expect(PodSandboxStatusResponse.decode(status(at(1n))).timestamp).toBe(1n);
+    expect(PodSandboxStatusResponse.decode(status(at(2n))).timestamp).toBe(2n);
+  });
+
   it('encodes the rest of a status answer (info, timestamp) around the cached status', () => {
     const r = record(3);
     const serialize = RUNTIME_SERVICE.podSandboxStatus!.responseSerialize as (r: PodSandboxStatusResponse) => Buffer;
