@@ -192,7 +192,7 @@ export class Daemon {
       if (this.recoveredFlag) void this.releaseLeftoverWork(false);
     });
 
-    this.server = new CriServer(config.listen, logger);
+    this.server = new CriServer(config.listen, logger, { rewriteOldClients: config.oldGrpcClients });
     registerCriServices(
       this.server,
       {

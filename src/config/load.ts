@@ -7,6 +7,7 @@ export interface AdapterConfig {
   listen: string;
   root: string;
   state: string;
+  oldGrpcClients: boolean;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   shutdownGraceSeconds: number;
   containerd: {

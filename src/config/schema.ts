@@ -111,6 +111,11 @@ export const schema = {
     format: 'absolute-path',
     default: '/run/cri-adapter',
   },
+  oldGrpcClients: {
+    doc: 'Serve gRPC clients that send the socket path as :authority (grpc-go before 1.57: kubelets up to 1.28, crictl 1.26) by rewriting their header blocks; false hands every connection to gRPC as it is, which costs less per call.',
+    format: Boolean,
+    default: true,
+  },
   logLevel: {
     doc: 'Log level: error, warn, info, debug.',
     format: ['error', 'warn', 'info', 'debug'],

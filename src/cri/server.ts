@@ -44,6 +44,8 @@ export class CriServer {
   constructor(
     private readonly socketPath: string,
     private readonly logger: Logger,
+    /** Off (oldGrpcClients: false): connections go to grpc-js as they are, without the rewriter's JS stream between. */
+    private readonly options: { rewriteOldClients: boolean } = { rewriteOldClients: true },
   ) {}
 
   addService(definition: ServiceDefinition, impl: UntypedServiceImplementation): void {
@@ -66,6 +68,10 @@ export class CriServer {
     const injector = this.server.createConnectionInjector(ServerCredentials.createInsecure());
     this.injector = injector;
     this.listener.on('connection', (socket) => {
+      if (!this.options.rewriteOldClients) {
+        injector.injectConnection(socket);
+        return;
+      }
       const wrapped = new AuthorityRewritingSocket(socket, (err) =>
         this.logger.warn('closing a CRI connection whose header blocks broke HTTP/2 after a rewrite', { reason: err.message }),
       );

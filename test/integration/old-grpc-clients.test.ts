@@ -102,3 +102,33 @@ describe('gRPC clients that send the socket path as :authority (grpc-go < 1.57)'
     }
   });
 });
+
+describe('with oldGrpcClients false', () => {
+  const h = loadHarnessEnv();
+  let adapter: AdapterProcess;
+
+  beforeAll(async () => {
+    adapter = await startAdapter({
+      containerdAddress: h.containerd.address,
+      cniConfDir: h.cni.confDir,
+      namespace: 'cri-adapter-oldgrpc-off',
+      extraArgs: ['--old-grpc-clients', 'false'],
+    });
+  });
+  afterAll(async () => {
+    await adapter?.stop();
+  });
+
+  it('modern clients are served as usual, and a path :authority meets Node\'s HTTP/2 layer unchanged', async () => {
+    expect((await adapter.client.runtime.version({ version: '' })).runtimeName).toBe('cri-adapter');
+    const c = await RawH2Client.connect(adapter.socket);
+    try {
+      const r = await c.request(1, versionCall(adapter.socket), versionBody);
+      expect(r.reset).toBe(NGHTTP2_PROTOCOL_ERROR);
+      const ok = await c.request(3, versionCall('localhost'), versionBody);
+      expect(header(ok.trailers, 'grpc-status')).toBe('0');
+    } finally {
+      c.close();
+    }
+  });
+});
