@@ -38,14 +38,16 @@ mv "${DESTDIR}${APP}.tmp" "${DESTDIR}${APP}"
 chmod 755 "${DESTDIR}${APP}/dist/src/main.js"
 
 mkdir -p "${DESTDIR}${PREFIX}/bin"
+# The daemon's Node flags, from main.js's first line ("#!/usr/bin/env -S node FLAGS").
+NODE_FLAGS=$(head -n 1 "${DESTDIR}${APP}/dist/src/main.js" | sed -n 's|^#!.*[ /]node *||p')
 cat > "${DESTDIR}${PREFIX}/bin/cri-adapter" <<WRAPPER
 #!/bin/sh
-exec "$NODE" "$APP/dist/src/main.js" "\$@"
+exec "$NODE" $NODE_FLAGS "$APP/dist/src/main.js" "\$@"
 WRAPPER
 chmod 755 "${DESTDIR}${PREFIX}/bin/cri-adapter"
 
 mkdir -p "${DESTDIR}${UNIT_DIR}"
-sed -e "s|/usr/bin/node /opt/cri-adapter/dist/src/main.js|$PREFIX/bin/cri-adapter|" \
+sed -e "s|/usr/bin/node --max-semi-space-size=2 /opt/cri-adapter/dist/src/main.js|$PREFIX/bin/cri-adapter|" \
     -e "s|file:///opt/cri-adapter/README.md|file://$APP/README.md|" \
     "$SRC/deploy/cri-adapter.service" > "${DESTDIR}${UNIT_DIR}/cri-adapter.service"
 chmod 644 "${DESTDIR}${UNIT_DIR}/cri-adapter.service"

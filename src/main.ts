@@ -1,4 +1,8 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
+// The daemon's Node flags are the ones on the line above (install.sh's wrapper and the test
+// harness read them from there). A 2 MB young generation instead of V8's 16 MB keeps the
+// daemon's RSS at 110 pods near 87 MB instead of 128 MB, with no measurable CPU cost
+// (`npm run bench -- scale`).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, helpText, loadConfig } from './config/load';

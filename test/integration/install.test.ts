@@ -11,7 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { loadHarnessEnv } from '../harness/env';
 import { FatalWaitError, waitFor } from '../harness/util';
-import { nodeSettings } from '../support/adapter-process';
+import { daemonNodeFlags, nodeSettings } from '../support/adapter-process';
 import { criClient } from '../support/cri-client';
 
 const execFileP = promisify(execFile);
@@ -38,6 +38,9 @@ it('installs the program with production dependencies only, a wrapper, the unit 
   }
   const wrapper = readFileSync(path.join(root, PREFIX, 'bin', 'cri-adapter'), 'utf8');
   expect(wrapper).toContain(`${PREFIX}/lib/cri-adapter/dist/src/main.js`);
+  // The daemon's Node flags from main.js's first line.
+  expect(daemonNodeFlags().length).toBeGreaterThan(0);
+  expect(wrapper).toContain(` ${daemonNodeFlags().join(' ')} `);
   const unit = readFileSync(path.join(root, 'etc/systemd/system/cri-adapter.service'), 'utf8');
   expect(unit).toMatch(new RegExp(`^ExecStart=${PREFIX}/bin/cri-adapter --config /etc/cri-adapter/config.json$`, 'm'));
   expect(unit).toMatch(/^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);

@@ -1,5 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { FatalWaitError, waitFor } from '../harness/util';
 import { criClient, CriClient } from './cri-client';
@@ -50,6 +50,12 @@ export function nodeSettings(o: { dir: string; containerdAddress: string; namesp
   ];
 }
 
+/** The Node flags on main.js's first line (`#!/usr/bin/env -S node FLAGS`), which install.sh's wrapper uses too. */
+export function daemonNodeFlags(): string[] {
+  const first = readFileSync(MAIN, 'utf8').split('\n', 1)[0]!;
+  return first.replace(/^#!.*[ /]node\s*/, '').split(/\s+/).filter(Boolean);
+}
+
 /** Starts the built daemon (dist/) as the kubelet's node would run it, and waits until it answers. */
 export async function startAdapter(opts: AdapterOptions): Promise<AdapterProcess> {
   const dir = opts.dir ?? mkdtempSync('/tmp/cri-adapter-proc-');
@@ -57,7 +63,8 @@ export async function startAdapter(opts: AdapterOptions): Promise<AdapterProcess
   mkdirSync(cniConfDir, { recursive: true });
   const socket = path.join(dir, 'cri.sock');
   const args = [
-    // Node's own flags for the daemon (set by a person profiling: CRI_ADAPTER_TEST_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/p").
+    // The daemon's Node flags as deployed, then a person's (profiling: CRI_ADAPTER_TEST_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/p").
+    ...daemonNodeFlags(),
     ...(process.env.CRI_ADAPTER_TEST_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
     MAIN,
     ...nodeSettings({ dir, containerdAddress: opts.containerdAddress, namespace: opts.namespace ?? 'cri-adapter-test', cniConfDir }),
