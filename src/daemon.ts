@@ -322,6 +322,7 @@ export class Daemon {
     this.drain.abort();
     const s = this.services;
     await s?.streaming.stop();
+    await s?.sandboxes.close();
     s?.cni.stop();
     s?.cdi.stop();
     s?.events.stop();

@@ -21,7 +21,7 @@ export interface AdapterConfig {
   cgroupDriver: 'cgroupfs' | 'systemd';
   snapshotter: string;
   sandboxImage: string;
-  cni: { confDir: string; binDirs: string[]; pluginTimeoutSeconds: number };
+  cni: { confDir: string; binDirs: string[]; pluginTimeoutSeconds: number; netnsPoolSize: number };
   cdi: { specDirs: string[] };
   logging: { maxLineBytes: number; maxBytesPerTurn: number; drainTimeoutSeconds: number };
   streaming: { address: string; port: number };

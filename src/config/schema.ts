@@ -191,6 +191,11 @@ export const schema = {
       format: 'nat',
       default: 60,
     },
+    netnsPoolSize: {
+      doc: 'Network namespaces made ahead of RunPodSandbox (refilled in the background), so a pod start skips making one; 0 makes each when it is needed.',
+      format: 'nat',
+      default: 2,
+    },
   },
   cdi: {
     specDirs: {

@@ -3,6 +3,7 @@ import type { ContainerdConnection } from '../containerd/connection';
 import type { ImageService } from '../image/service';
 import type { Logger } from '../log/logger';
 import type { CniConfigWatcher } from '../network/cni-config';
+import type { NetnsPool } from '../network/netns-pool';
 import type { RuntimeEnvironment } from '../oci';
 import type { KeyedMutex } from '../util/keyed-mutex';
 import type { NameRegistrar } from '../util/name-registrar';
@@ -32,6 +33,8 @@ export interface SandboxContext {
   podCidr: () => string;
   /** Stops and removes the pod's containers (the container domain). */
   containersOf: PodContainers;
+  /** Network namespaces made ahead, each with the sandbox ID it is named for. */
+  netnsPool: NetnsPool;
   /** Called before a pod's network goes, by whoever holds on to it (a port-forward helper in the namespace). */
   networkUsers: Array<(sandboxId: string) => void>;
 }

@@ -97,11 +97,14 @@ function startNetns(
   infraPid: Promise<number>,
   undo: UndoStack,
   call: CallContext,
+  prepared: boolean,
 ): { name?: string; path?: string; ready: Promise<unknown> } {
   if (p.hostNetwork) return { ready: Promise.resolve() };
   const name = netnsNameFor(id);
   undo.push('remove network namespace', () => removeNetns(name));
-  const ready = p.userns
+  const ready = prepared
+    ? Promise.resolve()
+    : p.userns
     ? infraPid.then((pid) => step('name the infra task\'s network namespace', () => adoptNetns(name, pid, call.signal)))
     : step('create network namespace', () => createNetns(name, call.signal));
   return { name, path: netnsPathOf(name), ready };
@@ -209,16 +212,25 @@ export async function runPodSandbox(
 ): Promise<string> {
   const p = await plan(ctx, configIn, runtimeHandler);
   const { config } = p;
-  const id = randomBytes(32).toString('hex');
+  // A namespace made ahead comes with the sandbox ID it is named for (network/netns-pool.ts).
+  const pooled = p.hostNetwork || p.userns ? undefined : ctx.netnsPool.take();
+  const id = pooled?.sandboxId ?? randomBytes(32).toString('hex');
   const name = sandboxName(config);
   const log = { podSandboxId: id, pod: `${config.metadata.namespace}/${config.metadata.name}` };
   const undo = new UndoStack(ctx.logger, log);
-  ctx.names.reserve(name, id);
+  try {
+    ctx.names.reserve(name, id);
+  } catch (err) {
+    if (pooled) void removeNetns(pooled.name).then(pooled.claimed, () => undefined);
+    throw err;
+  }
   undo.push('release name', async () => ctx.names.release(name, id));
 
   try {
     // Before any step: an adapter killed from here on leaves a marker the next reconcile pass undoes.
     ctx.pending.begin(id, { config: PodSandboxConfig.toJSON(config), hostNetwork: p.hostNetwork });
+    // The marker now accounts for the prepared namespace (its undo removes it).
+    pooled?.claimed();
     return await ctx.locks.run(id, async () => {
       const image = await step('ensure sandbox image', () => sandboxImage(ctx, call));
       // The pod's files, its network namespace and the infra container's rootfs and record do not
@@ -236,7 +248,7 @@ export async function runPodSandbox(
         infraFailed = reject;
       });
       infraPid.catch(() => undefined);
-      const netns = startNetns(id, p, infraPid, undo, call);
+      const netns = startNetns(id, p, infraPid, undo, call, pooled !== undefined);
       const record: SandboxRecord = {
         id,
         name,

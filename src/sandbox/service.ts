@@ -2,6 +2,7 @@ import type { CallContext } from '../containerd/call';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors';
 import type { EventMonitor, TaskExitEvent } from '../events/monitor';
 import type { LinuxContainerResources, PodSandboxConfig } from '../gen/runtime/v1/api';
+import { NetnsPool } from '../network/netns-pool';
 import { KeyedMutex } from '../util/keyed-mutex';
 import { NameRegistrar } from '../util/name-registrar';
 import type { PodContainers, SandboxContext } from './context';
@@ -38,6 +39,7 @@ export class SandboxService {
       podCidr: () => this.podCidr,
       containersOf: containers,
       networkUsers: [],
+      netnsPool: new NetnsPool({ dir: path.join(deps.config.state, 'netns-pool'), size: deps.config.cni.netnsPoolSize, logger: deps.logger }),
     };
     this.sweeper = new LeftoverSweeper(
       () => sweepSandboxLeftovers(this.ctx, {}),
@@ -70,6 +72,12 @@ export class SandboxService {
   async recover(call: CallContext): Promise<void> {
     await recoverSandboxes(this.ctx, call);
     await this.sweep();
+    await this.ctx.netnsPool.start();
+  }
+
+  /** Daemon shutdown: the namespaces still in the pool go (pods keep theirs). */
+  close(): Promise<void> {
+    return this.ctx.netnsPool.close();
   }
 
   /**

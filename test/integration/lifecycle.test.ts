@@ -394,6 +394,30 @@ function commandHelpersOf(pid: number): number[] {
     });
 }
 
+describe('namespaces made ahead (cni.netnsPoolSize 2)', () => {
+  const poolDir = () => path.join(adapterDir, 'state', 'netns-pool');
+  const pooledIds = () => (existsSync(poolDir()) ? readdirSync(poolDir()) : []);
+
+  test('a pod gets one with its sandbox ID, the pool refills, and a crashed adapter\'s pool is removed at the next start', async () => {
+    await waitFor('the pool filled', () => pooledIds().length === 2 && netnsOf(pooledIds()).length === 2);
+    const ahead = pooledIds();
+    const pod = await runPod();
+    // The pod is one of them: its ID was chosen with the namespace, which it now owns.
+    expect(ahead).toContain(pod);
+    expect(netnsOf([pod])).toHaveLength(1);
+    await waitFor('the pool refilled', () => pooledIds().length === 2 && !pooledIds().includes(pod));
+    const left = pooledIds();
+    await adapter.kill();
+    expect(netnsOf(left)).toHaveLength(2);
+    await launchAdapter();
+    await waitFor('the old pool removed', () => netnsOf(left).length === 0);
+    expect(netnsOf([pod])).toHaveLength(1);
+    await removeAllPods();
+    expect(netnsOf([pod])).toHaveLength(0);
+    await expectNothingLeft();
+  }, 60_000);
+});
+
 describe('the command helper', () => {
   test('runs the pod\'s host commands, is started again when it dies, and goes when the adapter does', async () => {
     const pod = await runPod();
