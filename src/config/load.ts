@@ -23,7 +23,7 @@ export interface AdapterConfig {
   sandboxImage: string;
   cni: { confDir: string; binDirs: string[]; pluginTimeoutSeconds: number; netnsPoolSize: number };
   cdi: { specDirs: string[] };
-  logging: { maxLineBytes: number; maxBytesPerTurn: number; drainTimeoutSeconds: number };
+  logging: { podLogRoot: string; maxLineBytes: number; maxBytesPerTurn: number; drainTimeoutSeconds: number };
   streaming: { address: string; port: number };
   execSync: { maxOutputBytes: number };
   metrics: { address: string };

@@ -207,6 +207,11 @@ export const schema = {
     },
   },
   logging: {
+    podLogRoot: {
+      doc: "When set, every pod's log_directory must be inside this directory (after symlinks), as the kubelet's /var/log/pods is; empty allows any directory but a system one.",
+      format: String,
+      default: '',
+    },
     maxLineBytes: {
       doc: 'Container log lines longer than this are split into partial (P) records.',
       format: 'positive-int',

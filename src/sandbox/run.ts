@@ -20,7 +20,7 @@ import type { SandboxContext } from './context';
 import { createSandboxFiles, removeSandboxFiles, SandboxFilePaths, sandboxFilePaths } from './files';
 import { SandboxRecord, sandboxName, toMetadata, ValidPodSandboxConfig } from './model';
 import { persistSandbox } from './persist';
-import { validatePodSandboxConfig } from './validate';
+import { validateLogDirectory, validatePodSandboxConfig } from './validate';
 import { quote } from '../util/bounds';
 
 /** What RunPodSandbox decided from the request before it changes anything. */
@@ -50,6 +50,7 @@ async function plan(ctx: SandboxContext, config: PodSandboxConfig | undefined, r
     if (!md[f]) throw new InvalidArgumentError(`RunPodSandbox: config.metadata.${f} is required`);
   }
   validatePodSandboxConfig(config);
+  await validateLogDirectory(config.logDirectory, ctx.config.logging.podLogRoot, 'config.log_directory');
   const handler = runtimeHandler || ctx.config.defaultRuntime;
   const runtime = ctx.config.runtimes[handler];
   if (!runtime) {

@@ -1,3 +1,4 @@
+import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { InvalidArgumentError } from '../errors';
@@ -82,4 +83,46 @@ export function validatePodSandboxConfig(config: PodSandboxConfig): void {
   validatePortMappings(config.portMappings);
   validateHostDirectory(config.logDirectory, 'config.log_directory');
   // cgroup_parent is checked where it becomes a path (oci/resources.ts cgroupsPath), for containers too.
+}
+
+/** Directories a pod's logs must never be written into (the log files are created as root). */
+const SYSTEM_DIRECTORIES = new Set(['/', '/etc', '/usr', '/bin', '/sbin', '/boot', '/proc', '/sys', '/dev', '/run']);
+
+/** /lib64 and its kind are symlinks into /usr on merged-/usr systems: both spellings count. */
+function isSystemDirectory(p: string): boolean {
+  const d = path.normalize(p).replace(/(.)\/+$/, '$1');
+  return SYSTEM_DIRECTORIES.has(d) || /^(\/usr)?\/(lib[^/]*|bin|sbin)$/.test(d);
+}
+
+/** The path with symlinks resolved as far as it exists, the rest appended as written. */
+async function resolveExisting(p: string): Promise<string> {
+  const missing: string[] = [];
+  for (let at = p; ; at = path.dirname(at)) {
+    try {
+      return path.join(await fs.realpath(at), ...missing.reverse());
+    } catch {
+      if (at === '/') return p;
+      missing.push(path.basename(at));
+    }
+  }
+}
+
+/**
+ * The pod's log directory as it will really be, after symlinks: not a system
+ * directory itself (/, /etc, /usr, /lib*, ...), and inside `root`
+ * (logging.podLogRoot) when the operator set one.
+ */
+export async function validateLogDirectory(dir: string, root: string, field: string): Promise<void> {
+  if (dir === '') return;
+  const resolved = await resolveExisting(dir);
+  const shown = resolved === dir ? '' : ` (${quote(resolved, 256)} after symlinks)`;
+  if ([dir, resolved].some(isSystemDirectory)) {
+    fail(field, `${quote(dir, 256)}${shown} is a system directory; pod logs belong in a directory of their own, such as /var/log/pods/<pod>`);
+  }
+  if (root) {
+    const within = await resolveExisting(root);
+    if (resolved !== within && !resolved.startsWith(within.endsWith('/') ? within : `${within}/`)) {
+      fail(field, `${quote(dir, 256)}${shown} is outside logging.podLogRoot ${quote(root, 256)}`);
+    }
+  }
 }

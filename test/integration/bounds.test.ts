@@ -294,6 +294,7 @@ describe('values written into the pod\'s files or handed to the host', () => {
       ['log directory', { logDirectory: 'relative/logs' }, ['config.log_directory', 'must be an absolute path']],
       ['log directory dots', { logDirectory: '/var/log/pods/../../etc' }, ['config.log_directory', '".."']],
       ['cgroup parent', { linux: { cgroupParent: '/kubepods/../../system.slice' } }, ['cgroup_parent', '".."']],
+      ['log directory etc', { logDirectory: '/etc' }, ['config.log_directory', 'is a system directory']],
     ];
     for (const [what, more, mentions] of cases) {
       await expectRefused(what, () => runPod(`bad-${what.replace(/ /g, '-')}`, more), Code.INVALID_ARGUMENT, mentions);
