@@ -121,7 +121,7 @@ export async function buildCritestImages(buildDir: string): Promise<Push[]> {
   return [
     { repo: `${E2E}/busybox`, tags: ['1.29-2'], image: image([], {}) },
     { repo: `${E2E}/nginx`, tags: ['1.14-2'], image: webServer('usr/sbin/nginx', nginxEnv(80)) },
-    { repo: `${E2E}/httpd`, tags: ['2.4.39-4'], image: webServer('usr/local/apache2/bin/httpd', ['WEB_PORT=80', 'WEB_NAME=httpd']) },
+    { repo: `${E2E}/httpd`, tags: ['2.4.39-4'], image: webServer('usr/local/apache2/bin/httpd', ['WEB_PORT=80', 'WEB_NAME=httpd -D FOREGROUND'] /* critest 1.26 greps the log for Apache's command line */) },
     {
       repo: `${E2E}/nonewprivs`,
       tags: ['1.3'],
