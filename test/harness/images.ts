@@ -546,7 +546,8 @@ export function busyboxEntries(
   ];
   const taken = new Set(entries.map((e) => e.path));
   const link = (p: string): LayerEntry =>
-    links === 'hard' ? { type: 'hardlink', path: p, target: 'bin/busybox' } : { type: 'symlink', path: p, target: 'busybox' };
+    // containerd chmods a hard link's target to the link header's mode
+    links === 'hard' ? { type: 'hardlink', path: p, target: 'bin/busybox', mode: 0o755 } : { type: 'symlink', path: p, target: 'busybox' };
   for (const a of applets) {
     if (!taken.has(`bin/${a}`)) entries.push(link(`bin/${a}`));
     taken.add(`bin/${a}`);
