@@ -142,6 +142,32 @@ function streamingTwin(definition: ServiceDefinition, rpcName: string): string |
 }
 
 /**
+ * A List answer grows with what is stored: this refuses one no kubelet could
+ * receive, naming the way out (a filter, or the RPC's Stream twin). Built once
+ * per RPC.
+ */
+function listAnswerBound(definition: ServiceDefinition, rpcName: string, serialize: (value: unknown) => Buffer): (response: unknown) => Promise<unknown> {
+  const twin = streamingTwin(definition, rpcName);
+  const hint = twin ? `; narrow it with a filter or call ${twin}, which sends the items in bounded messages` : '; narrow it with a filter';
+  return async (response) => {
+    try {
+      // Items first, a slice per turn, from the cache the serializer uses. Their bytes are the
+      // whole answer but for a few bytes of framing, so only lists without cached items are
+      // encoded here to be measured (stats answers: a second encode, every few seconds).
+      const items = await encodeListItems(rpcName, response, MAX_ANSWER_BYTES);
+      if (items === undefined) encodeBounded(serialize, response, rpcName);
+      else if (items > MAX_ANSWER_BYTES - LIST_FRAMING_BYTES) {
+        throw new AnswerTooLargeError(items, `${rpcName}: the answer would be over ${(items / 1048576).toFixed(1)} MiB, over the 16 MiB a kubelet accepts`);
+      }
+    } catch (err) {
+      if (err instanceof AnswerTooLargeError) throw new ResourceExhaustedError(`${err.message}${hint}`);
+      throw err;
+    }
+    return response;
+  };
+}
+
+/**
  * Builds a grpc-js implementation of a whole service: methods in the table
  * get logging, deadline/cancel signals and error mapping; the rest answer
  * UNIMPLEMENTED naming the method.
@@ -179,14 +205,6 @@ export function implement<S>(
           call.emit('error', { code: GrpcStatus.UNIMPLEMENTED, details });
           return;
         }
-        try {
-          checkRequestBounds(call.request);
-        } catch (err) {
-          const status = toStatus(err);
-          log(call.request, start, status.code, status.details);
-          call.emit('error', status);
-          return;
-        }
         const { ctx, done } = contextFor(call, drain, logger);
         const send = (message: unknown) => {
           encodeBounded(method.responseSerialize, message, rpcName);
@@ -196,7 +214,15 @@ export function implement<S>(
             else call.once('drain', () => resolve());
           });
         };
-        (handler as StreamHandler<unknown, unknown>)(call.request, ctx, send).then(
+        let running: Promise<void>;
+        try {
+          // Before any work: bounds on IDs, names, sizes (util/bounds.ts).
+          checkRequestBounds(call.request);
+          running = (handler as StreamHandler<unknown, unknown>)(call.request, ctx, send);
+        } catch (err) {
+          running = Promise.reject(err);
+        }
+        running.then(
           () => {
             done();
             log(call.request, start, GrpcStatus.OK);
@@ -213,6 +239,7 @@ export function implement<S>(
       continue;
     }
 
+    const boundListAnswer = rpcName.startsWith('List') ? listAnswerBound(definition, rpcName, method.responseSerialize) : undefined;
     impl[name] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       const start = performance.now();
       if (typeof handler !== 'function') {
@@ -230,27 +257,7 @@ export function implement<S>(
       } catch (err) {
         settled = Promise.reject(err);
       }
-      const twin = streamingTwin(definition, rpcName);
-      if (rpcName.startsWith('List')) {
-        // A list answer grows with what is stored; refuse one no kubelet could receive, naming the way out.
-        const hint = twin ? `; narrow it with a filter or call ${twin}, which sends the items in bounded messages` : '; narrow it with a filter';
-        settled = settled.then(async (response) => {
-          try {
-            // Items first, a slice per turn, from the cache the serializer uses. Their bytes are the
-            // whole answer but for a few bytes of framing, so only lists without cached items are
-            // encoded here to be measured (stats answers: a second encode, every few seconds).
-            const items = await encodeListItems(rpcName, response, MAX_ANSWER_BYTES);
-            if (items === undefined) encodeBounded(method.responseSerialize, response, rpcName);
-            else if (items > MAX_ANSWER_BYTES - LIST_FRAMING_BYTES) {
-              throw new AnswerTooLargeError(items, `${rpcName}: the answer would be over ${(items / 1048576).toFixed(1)} MiB, over the 16 MiB a kubelet accepts`);
-            }
-          } catch (err) {
-            if (err instanceof AnswerTooLargeError) throw new ResourceExhaustedError(`${err.message}${hint}`);
-            throw err;
-          }
-          return response;
-        });
-      }
+      if (boundListAnswer) settled = settled.then(boundListAnswer);
       settled.then(
         (response) => {
           done();

@@ -171,8 +171,8 @@ export async function encodeListItems(rpcName: string, response: unknown, stopAt
   let sinceYield = 0;
   for (const item of items as object[]) {
     const n = list.cache.of(item).byteLength;
-    // tag (1 byte) + length varint + the item
-    total += 1 + (n < 128 ? 1 : n < 16384 ? 2 : n < 2097152 ? 3 : 4) + n;
+    // tag (field 1: one byte) + length varint + the item, as frameAhead writes them
+    total += 1 + varintSize(n) + n;
     if (total > stopAt) return total;
     sinceYield += n;
     if (sinceYield >= BYTES_PER_TURN) {
