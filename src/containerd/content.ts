@@ -1,12 +1,14 @@
 import type { Readable } from 'node:stream';
 import { ClientDuplexStream } from '@grpc/grpc-js';
 import { abortError, AlreadyExistsError, InvalidArgumentError, NotFoundError, unlessNotFound } from '../errors';
-import { WriteAction, WriteContentRequest, WriteContentResponse } from '../gen/containerd/services/content/v1/content';
+import { ContentService, WriteAction, WriteContentRequest, WriteContentResponse } from '../gen/containerd/services/content/v1/content';
+import { varintSize, writeVarint } from '../grpc/varint';
 import { CallContext, collectStream } from '../grpc/promisify';
 import { callMetadata, callOptions, containerdCallOptions, fromGrpcError } from './call';
 import type { ContainerdConnection } from './connection';
 
-// containerd's default gRPC receive limit is 16 MiB; 1 MiB chunks keep each message well below it.
+// containerd's default gRPC receive limit is 16 MiB; 1 MiB chunks keep each message well below it
+// (and a download's socket-sized pieces are gathered up to it: containerd answers every message).
 const CHUNK = 1024 * 1024;
 
 export interface BlobToWrite {
@@ -86,15 +88,67 @@ export async function writeBlob(conn: ContainerdConnection, blob: BlobToWrite, c
   }
 }
 
+/** WriteContentRequest.data's field number and wire type (length-delimited), as one tag byte. */
+const DATA_FIELD_TAG = (6 << 3) | 2;
+
+/**
+ * One WRITE message of a blob, serialized before its data arrives: the
+ * request's other fields, then the data field's tag and length, then room
+ * the download's pieces are copied into. A megabyte of layer is copied once
+ * into its message (and once more by grpc-js into the frame) instead of four
+ * times through ts-proto's writer and Buffer.from.
+ */
+class WriteChunk {
+  readonly message: Buffer;
+  private readonly dataAt: number;
+  private filled = 0;
+
+  constructor(
+    head: Uint8Array,
+    readonly length: number,
+  ) {
+    this.dataAt = head.byteLength + 1 + varintSize(length);
+    this.message = Buffer.allocUnsafe(this.dataAt + length);
+    this.message.set(head, 0);
+    writeVarint(this.message, writeVarint(this.message, head.byteLength, DATA_FIELD_TAG), length);
+  }
+
+  /** Copies what fits of `piece` from `from`; returns how many bytes it took. */
+  fill(piece: Buffer, from: number): number {
+    const n = Math.min(piece.length - from, this.length - this.filled);
+    piece.copy(this.message, this.dataAt + this.filled, from, from + n);
+    this.filled += n;
+    return n;
+  }
+
+  get full(): boolean {
+    return this.filled === this.length;
+  }
+
+  get received(): number {
+    return this.filled;
+  }
+}
+
 async function copyIntoContent(conn: ContainerdConnection, blob: BlobToWrite, ctx: CallContext, sourceFailed: () => unknown): Promise<void> {
   // No default deadline: a big layer on a slow link takes as long as it takes. A source that
   // stops sending fails by its own stall timeout, and the caller's signal cancels the stream.
-  const stream: ClientDuplexStream<WriteContentRequest, WriteContentResponse> = conn.streaming.content.write(
+  // Requests go out already serialized (WriteChunk); answers are decoded as generated.
+  const stream: ClientDuplexStream<Buffer, WriteContentResponse> = conn.streaming.content.makeBidiStreamRequest(
+    ContentService.write.path,
+    (message: Buffer) => message,
+    ContentService.write.responseDeserialize,
     callMetadata(conn.callDefaults, ctx),
     callOptions(conn.callDefaults, { ...ctx, deadline: ctx.deadline ?? Infinity }),
   );
   const what = 'Content.Write';
-  const onAbort = () => stream.cancel();
+  // The call's last event: containerd's handler has returned (grpc-go sends the status after it).
+  const ended = new Promise<void>((resolve) => stream.once('status', () => resolve()));
+  // A caller that gives up stops the copy at its next step; the stream itself is wound down below.
+  let abandon!: (reason: unknown) => void;
+  const abandoned = new Promise<never>((_, reject) => (abandon = reject));
+  abandoned.catch(() => undefined);
+  const onAbort = () => abandon(abortError(ctx.signal!.reason, `containerd ${what}`));
   ctx.signal?.addEventListener('abort', onAbort, { once: true });
 
   // containerd answers every request in order; we pipeline writes and check the answers as they come.
@@ -113,45 +167,59 @@ async function copyIntoContent(conn: ContainerdConnection, blob: BlobToWrite, ct
   // Failures are observed through `failure` while writing and through `await done` at the end.
   done.catch(() => undefined);
 
-  const send = (req: WriteContentRequest) =>
-    new Promise<void>((resolve) => {
-      if (stream.write(req)) resolve();
-      else stream.once('drain', () => resolve());
-    });
+  const send = (message: Buffer) =>
+    Promise.race([
+      new Promise<void>((resolve) => {
+        if (stream.write(message)) resolve();
+        else stream.once('drain', () => resolve());
+      }),
+      // A stream that failed or a caller that left never drains.
+      done.then(() => undefined),
+      abandoned,
+    ]);
+  const total = BigInt(blob.size);
+  const request = (action: WriteAction, offset: number, labels: Record<string, string> = {}) =>
+    WriteContentRequest.encode({ action, ref: blob.ref, total, expected: blob.digest, offset: BigInt(offset), data: EMPTY, labels }).finish();
 
   try {
-    const total = BigInt(blob.size);
-    await send({ action: WriteAction.STAT, ref: blob.ref, total, expected: blob.digest, offset: 0n, data: Buffer.alloc(0), labels: {} });
+    await send(Buffer.from(request(WriteAction.STAT, 0)));
+    // Bytes sent in full chunks; the chunk being filled starts there.
     let offset = 0;
+    let chunk: WriteChunk | undefined;
     if (sourceFailed()) throw sourceFailed();
     for await (const piece of blob.source as AsyncIterable<Buffer>) {
       if (failure) throw failure;
-      for (let at = 0; at < piece.length; at += CHUNK) {
-        const data = piece.subarray(at, at + CHUNK);
-        await send({ action: WriteAction.WRITE, ref: blob.ref, total, expected: blob.digest, offset: BigInt(offset), data, labels: {} });
-        offset += data.length;
-      }
-      if (offset > blob.size) {
-        throw new InvalidArgumentError(`blob ${blob.digest} is larger than its descriptor says (${blob.size} bytes)`);
+      for (let at = 0; at < piece.length; ) {
+        if (!chunk) {
+          if (offset >= blob.size) {
+            throw new InvalidArgumentError(`blob ${blob.digest} is larger than its descriptor says (${blob.size} bytes)`);
+          }
+          chunk = new WriteChunk(request(WriteAction.WRITE, offset), Math.min(CHUNK, blob.size - offset));
+        }
+        at += chunk.fill(piece, at);
+        if (chunk.full) {
+          await send(chunk.message);
+          offset += chunk.length;
+          chunk = undefined;
+        }
       }
     }
-    if (offset !== blob.size) {
-      throw new InvalidArgumentError(`blob ${blob.digest} ended after ${offset} of ${blob.size} bytes`);
+    if (chunk || offset !== blob.size) {
+      throw new InvalidArgumentError(`blob ${blob.digest} ended after ${offset + (chunk?.received ?? 0)} of ${blob.size} bytes`);
     }
-    await send({
-      action: WriteAction.COMMIT,
-      ref: blob.ref,
-      total,
-      expected: blob.digest,
-      offset: BigInt(offset),
-      data: Buffer.alloc(0),
-      labels: blob.labels ?? {},
-    });
+    await send(Buffer.from(request(WriteAction.COMMIT, offset, blob.labels)));
     stream.end();
     await done;
   } catch (err) {
-    stream.cancel();
-    // Leave no half-written ingest behind (the caller destroys the source), before the caller answers.
+    // Leave no half-written ingest behind (the caller destroys the source), before the caller
+    // answers. The stream is half-closed, not cancelled, and the abort waits for its end: a
+    // handler cancelled while messages are still queued for it can open the ingest again after
+    // the abort (a 0-byte ingest that then stays for ever); one that reads to the end of the
+    // stream returns by itself. A containerd that does not end it in time is cancelled.
+    stream.end();
+    const timer = setTimeout(() => stream.cancel(), CLEANUP_MS);
+    await ended;
+    clearTimeout(timer);
     if (!(await discardIngest(conn, blob.ref))) blob.onIngestLingers?.(blob.ref);
     if (err instanceof AlreadyExistsError) return;
     throw err;
@@ -159,6 +227,8 @@ async function copyIntoContent(conn: ContainerdConnection, blob: BlobToWrite, ct
     ctx.signal?.removeEventListener('abort', onAbort);
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 export async function blobExists(conn: ContainerdConnection, digest: string, ctx?: CallContext): Promise<boolean> {
   return (await unlessNotFound(conn.content.info({ digest }, ctx))) !== undefined;
