@@ -8,7 +8,7 @@ import { AdapterError, AlreadyExistsError, CancelledError, InvalidArgumentError 
 import type { Descriptor as ContainerdDescriptor } from '../gen/containerd/types/descriptor';
 import type { Logger } from '../log/logger';
 import { imagePulls } from '../metrics';
-import { configGcLabels, indexGcLabel, manifestGcLabels, UNCOMPRESSED_LABEL } from './layers';
+import { chainIds, configGcLabels, indexGcLabel, manifestGcLabels, UNCOMPRESSED_LABEL } from './layers';
 import type { ParsedReference } from './reference';
 import type { AuthConfig, Descriptor, ImageIndex, ImageSource, ResolvedImage } from './registry';
 import type { ImageConfigFile, ImageEntry } from './store';
@@ -117,7 +117,7 @@ async function pullImageOnce(
     const failed = new AbortController();
     const signal = ctx.signal ? AbortSignal.any([ctx.signal, failed.signal]) : failed.signal;
     const wctx = { ...lctx, signal };
-    const store = async (desc: Descriptor, labels: Record<string, string>, body: () => Promise<Readable>) => {
+    const store: StoreBlob = async (desc, labels, body) => {
       const key = `${conn.namespace}\n${desc.digest}`;
       for (let other = blobWrites.get(key); other; other = blobWrites.get(key)) await other.catch(() => undefined);
       let release!: () => void;
@@ -165,9 +165,8 @@ async function pullImageOnce(
       );
     }
 
-    // Children before parents, so every GC label points at content that exists. Each layer is
-    // unpacked as soon as it and the layers below it are stored, while the layers above it are
-    // still downloading (a layer's blob must be complete before containerd can apply it).
+    // Each layer is unpacked as soon as it and the layers below it are stored, while the layers
+    // above it are still downloading (a layer's blob must be complete before containerd can apply it).
     const layers = resolved.layers.map((layer, i) => ({ layer, diffId: diffIds[i]!, stored: settleable() }));
     const stopAll = () => {
       failed.abort(new CancelledError('another download or unpack of this pull failed'));
@@ -190,27 +189,15 @@ async function pullImageOnce(
       (i) => layers[i]!.stored.promise,
     );
     unpacked.catch(stopAll);
-    const [downloaded, unpackedResult] = await Promise.allSettled([downloads, unpacked]);
-    // A failed download is the cause when both failed (the unpack then only waited for it).
-    if (downloaded.status === 'rejected') throw downloaded.reason;
-    if (unpackedResult.status === 'rejected') throw unpackedResult.reason;
-    const topChainId = unpackedResult.value;
-    await store(resolved.config, configGcLabels(settings.snapshotter, topChainId), async () => Readable.from([configBytes]));
-    const manifest = resolved.manifest;
-    await store(
-      manifest.descriptor,
-      manifestGcLabels(resolved.config.digest, resolved.layers.map((l) => l.digest)),
-      async () => Readable.from([manifest.raw]),
-    );
-    // Each index keeps only the child that was walked (the one for this platform).
-    const walked = [...resolved.indexes.map((i) => i.digest), manifest.digest];
-    for (let i = resolved.indexes.length - 1; i >= 0; i--) {
-      const index = resolved.indexes[i]!;
-      const child = walked[i + 1]!;
-      const position = (index.json as ImageIndex).manifests.findIndex((m) => m.digest === child);
-      const labels = position >= 0 ? indexGcLabel(position, child) : {};
-      await store(index.descriptor, labels, async () => Readable.from([index.raw]));
-    }
+    // The config, manifest and indexes are stored while the layers download: their GC labels
+    // name the top snapshot (known from the diff IDs) and the layers, which the lease holds
+    // until the image records below refer to all of it.
+    const topChainId = chainIds(diffIds).at(-1);
+    const described = storeDescriptions(resolved, configBytes, topChainId, settings.snapshotter, store);
+    described.catch(stopAll);
+    const [downloaded, unpackedResult, describedResult] = await Promise.allSettled([downloads, unpacked, described]);
+    // A failed download is the cause when several failed (the unpack then only waited for it).
+    for (const r of [downloaded, unpackedResult, describedResult]) if (r.status === 'rejected') throw r.reason;
 
     const entry = entryFor(ref, resolved, config, configBytes.length, topChainId);
     await writeImageRecords(conn, entry, toContainerdDescriptor(resolved.target), lctx);
@@ -223,6 +210,35 @@ async function pullImageOnce(
     });
     return entry;
   });
+}
+
+type StoreBlob = (desc: Descriptor, labels: Record<string, string>, body: () => Promise<Readable>) => Promise<void>;
+
+/**
+ * The image's config, manifest and the indexes walked to it, each with the
+ * GC labels that keep what it refers to. Each index keeps only the child
+ * that was walked (the one for this platform).
+ */
+async function storeDescriptions(
+  resolved: ResolvedImage,
+  configBytes: Buffer,
+  topChainId: string | undefined,
+  snapshotter: string,
+  store: StoreBlob,
+): Promise<void> {
+  const manifest = resolved.manifest;
+  const walked = [...resolved.indexes.map((i) => i.digest), manifest.digest];
+  await Promise.all([
+    store(resolved.config, configGcLabels(snapshotter, topChainId), async () => Readable.from([configBytes])),
+    store(manifest.descriptor, manifestGcLabels(resolved.config.digest, resolved.layers.map((l) => l.digest)), async () =>
+      Readable.from([manifest.raw]),
+    ),
+    ...resolved.indexes.map((index, i) => {
+      const child = walked[i + 1]!;
+      const position = (index.json as ImageIndex).manifests.findIndex((m) => m.digest === child);
+      return store(index.descriptor, position >= 0 ? indexGcLabel(position, child) : {}, async () => Readable.from([index.raw]));
+    }),
+  ]);
 }
 
 function parseConfig(bytes: Buffer, ref: ParsedReference): ImageConfigFile {
@@ -275,13 +291,15 @@ async function writeImageRecords(
   ctx: CallContext,
 ): Promise<void> {
   const labels = { [MANAGED_IMAGE_LABEL]: 'managed' };
-  for (const name of entry.recordNames) {
-    const image = { name, labels, target, createdAt: undefined, updatedAt: undefined };
-    try {
-      await conn.images.create({ image }, ctx);
-    } catch (err) {
-      if (!(err instanceof AlreadyExistsError)) throw err;
-      await conn.images.update({ image, updateMask: ['target', `labels.${MANAGED_IMAGE_LABEL}`] }, ctx);
-    }
-  }
+  await Promise.all(
+    entry.recordNames.map(async (name) => {
+      const image = { name, labels, target, createdAt: undefined, updatedAt: undefined };
+      try {
+        await conn.images.create({ image }, ctx);
+      } catch (err) {
+        if (!(err instanceof AlreadyExistsError)) throw err;
+        await conn.images.update({ image, updateMask: ['target', `labels.${MANAGED_IMAGE_LABEL}`] }, ctx);
+      }
+    }),
+  );
 }
