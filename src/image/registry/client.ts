@@ -20,7 +20,7 @@ import {
   TokenHttpResponse,
 } from './auth';
 import { DigestMismatchError, errorBodyDetail, isAbortFailure, RegistryAuthError, RegistryFailure, toDomainError } from './errors';
-import { Capability, loadHostsConfig, RegistryEndpoint } from './hosts';
+import { Capability, HostsConfig, loadHostsConfig, RegistryEndpoint } from './hosts';
 import { digestOf, GuardedBody, hashAlgorithm, readBody, Transport, TransportResponse } from './http';
 import { ClassifiedManifest, classifyManifest, schema1Failure } from './manifest';
 import { formatPlatform, nodePlatform, selectPlatform } from './platform';
@@ -149,6 +149,12 @@ export class RegistryClient implements ImageSource {
   readonly platform: Platform;
   /** Manifests read while resolving, so fetchManifest right after does not download them twice. */
   private readonly manifestCache = new Map<string, CachedManifest>();
+  /**
+   * The host configuration each pull read, by the pull's parsed reference: read once per pull
+   * (as containerd makes one resolver per pull), not once per request of it, and an edit
+   * applies to the next pull.
+   */
+  private hostsConfigs = new WeakMap<ParsedReference, Promise<HostsConfig>>();
 
   constructor(private readonly opts: RegistryClientOptions = {}) {
     this.auth = new Authenticator({ now: opts.now });
@@ -166,6 +172,7 @@ export class RegistryClient implements ImageSource {
   /** Live reload: later pulls read hosts.toml files from this directory (undefined: defaults only). */
   setHostsDir(dir: string | undefined): void {
     this.hostsDir = dir;
+    this.hostsConfigs = new WeakMap();
   }
 
   /** Live reload: the stall timeout of later requests. */
@@ -183,9 +190,13 @@ export class RegistryClient implements ImageSource {
       if (this.opts.endpoints) {
         all = await this.opts.endpoints(ref.domain);
       } else {
-        const cfg = await loadHostsConfig(this.hostsDir, ref.domain);
-        for (const w of cfg.warnings) this.opts.onWarning?.(w);
-        all = cfg.endpoints;
+        let loaded = this.hostsConfigs.get(ref);
+        if (!loaded) {
+          loaded = loadHostsConfig(this.hostsDir, ref.domain);
+          this.hostsConfigs.set(ref, loaded);
+          for (const w of (await loaded).warnings) this.opts.onWarning?.(w);
+        }
+        all = (await loaded).endpoints;
       }
     } catch (err) {
       throw withContext(err, `pull of ${ref.string()}`);

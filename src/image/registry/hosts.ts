@@ -303,8 +303,9 @@ async function isDirectory(p: string): Promise<boolean> {
 }
 
 /**
- * Endpoints to try for a registry, in order. Read on every call, like
- * containerd, so edits under the config dir apply to the next pull.
+ * Endpoints to try for a registry, in order. Read on every call; the
+ * registry client calls it once per pull, like containerd, so edits under
+ * the config dir apply to the next pull.
  */
 export async function loadHostsConfig(configDir: string | undefined, registry: string): Promise<HostsConfig> {
   if (registry === '' || registry.includes('/') || registry.includes('\\') || registry.startsWith('.')) {
