@@ -7,6 +7,7 @@ import { buildImage, BuiltImage, pushImage } from '../../harness/images';
 import { waitFor } from '../../harness/util';
 import type { CriClient } from '../../support/cri-client';
 import { compare, summarize } from '../measure';
+import { cpuMsOf, pidWithArg } from '../proc';
 import type { BenchContext, BenchRow, Scenario } from '../types';
 
 /**
@@ -89,16 +90,29 @@ export const images: Scenario = {
         { timeoutMs: 20_000, intervalMs: 100 },
       );
     };
+    // CPU of the processes that do a pull's work: the adapter and containerd, or containerd alone.
+    const containerdPid = pidWithArg(harness.containerd.configPath);
+    const pidsOf = (client: CriClient) => (client === adapter.client ? [adapter.process.pid!, containerdPid] : [containerdPid]);
+    const coldCpu = new Map<CriClient, number[]>([
+      [adapter.client, []],
+      [criPlugin, []],
+    ]);
+    const adapterCpu: number[] = [];
     const coldPull = async (client: CriClient): Promise<number> => {
+      const cpu0 = cpuMsOf(pidsOf(client));
+      const adapter0 = cpuMsOf([adapter.process.pid!]);
       const t0 = performance.now();
       const res = await client.image.pullImage(pullRequest(bigRef));
       const ms = performance.now() - t0;
+      coldCpu.get(client)!.push(cpuMsOf(pidsOf(client)) - cpu0);
+      if (client === adapter.client) adapterCpu.push(cpuMsOf([adapter.process.pid!]) - adapter0);
       if (res.imageRef !== big.config.digest) throw new Error(`pull of ${bigRef} returned ${res.imageRef}, want ${big.config.digest}`);
       await makeCold(client);
       return ms;
     };
     // one unmeasured round each: connections, registry page cache
     for (const s of sides) await coldPull(s.client);
+    for (const samples of [...coldCpu.values(), adapterCpu]) samples.length = 0;
     const cold = { subject: [] as number[], reference: [] as number[] };
     for (let i = 0; i < COLD_ROUNDS; i++) {
       cold.subject.push(await coldPull(adapter.client));
@@ -110,6 +124,14 @@ export const images: Scenario = {
       reference: "containerd's CRI plugin",
       subjectSample: summarize(cold.subject),
       referenceSample: summarize(cold.reference),
+    });
+    rows.push({
+      scenario: `PullImage cold (${LAYERS} x ${LAYER_BYTES >> 20} MiB layers) CPU ms`,
+      subject: 'adapter+containerd',
+      reference: 'containerd (plugin)',
+      subjectSample: summarize(coldCpu.get(adapter.client)!),
+      referenceSample: summarize(coldCpu.get(criPlugin)!),
+      note: `the adapter alone ${summarize(adapterCpu).p50} ms`,
     });
 
     // --- many images present ---------------------------------------------
