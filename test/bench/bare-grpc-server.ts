@@ -6,22 +6,43 @@
  * With a second argument `edge` it serves through the adapter's CriServer
  * (connections accepted by the adapter and passed through the authority
  * rewriter into grpc-js's connection injector) instead of grpc-js's own
- * bindAsync: the pair measures what that path costs a call.
+ * bindAsync: the pair measures what that path costs a call. With `http2` it
+ * is no gRPC library at all: Node's HTTP/2 server answering every request
+ * with the same pre-encoded Version response and status trailer, the least
+ * any Node server pays per call.
  */
+import http2 from 'node:http2';
 import { Server, ServerCredentials, status } from '@grpc/grpc-js';
 import { CriServer } from '../../src/cri/server';
-import { RuntimeServiceService } from '../../src/gen/runtime/v1/api';
+import { RuntimeServiceService, VersionResponse } from '../../src/gen/runtime/v1/api';
 import { silentLogger } from '../../src/log/logger';
 
 const socket = process.argv[2]!;
-const viaEdge = process.argv[3] === 'edge';
+const mode = process.argv[3];
+const viaEdge = mode === 'edge';
+const version = { version: '0.1.0', runtimeName: 'bare', runtimeVersion: '0.0.0', runtimeApiVersion: 'v1' };
 const impl: Record<string, unknown> = {};
 for (const name of Object.keys(RuntimeServiceService)) {
   impl[name] = (_call: unknown, cb: (err: unknown, res?: unknown) => void) => cb({ code: status.UNIMPLEMENTED });
 }
 impl.version = (_call: unknown, cb: (err: null, res: unknown) => void) =>
-  cb(null, { version: '0.1.0', runtimeName: 'bare', runtimeVersion: '0.0.0', runtimeApiVersion: 'v1' });
-if (viaEdge) {
+  cb(null, version);
+if (mode === 'http2') {
+  const message = Buffer.from(VersionResponse.encode(version).finish());
+  const framed = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), message]);
+  framed.writeUInt32BE(message.length, 1);
+  const server = http2.createServer();
+  server.on('stream', (stream) => {
+    stream.resume();
+    stream.on('end', () => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(framed);
+    });
+  });
+  server.listen(socket, () => process.stdout.write('ready\n'));
+  process.on('SIGTERM', () => server.close());
+} else if (viaEdge) {
   const edge = new CriServer(socket, silentLogger());
   edge.addService(RuntimeServiceService, impl as never);
   void edge.listen().then(() => process.stdout.write('ready\n'));

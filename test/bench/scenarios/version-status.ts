@@ -4,7 +4,8 @@ import path from 'node:path';
 import { criClient, CriClient } from '../../support/cri-client';
 import { grpcCallFields, grpcMessage, RawH2Client } from '../../support/raw-h2-client';
 import { VersionRequest } from '../../../src/gen/runtime/v1/api';
-import { compare } from '../measure';
+import { compare, summarize } from '../measure';
+import { cpuMs, pidWithArg } from '../proc';
 import type { BenchRow, Scenario } from '../types';
 
 /**
@@ -15,7 +16,7 @@ import type { BenchRow, Scenario } from '../types';
  */
 export const versionStatus: Scenario = {
   name: 'version-status',
-  async run({ adapter, criPlugin, containerd }) {
+  async run({ adapter, criPlugin, containerd, harness }) {
     // Sub-millisecond calls: warm both sides' JIT and connections well before measuring.
     const opts = { warmup: 2000, rounds: 10, perRound: 200 };
     const floor = () => containerd.version.version({});
@@ -52,6 +53,7 @@ export const versionStatus: Scenario = {
       const f = await compare(() => bareClient.runtime.version({ version: '' }), floor, opts);
       rows.push({ scenario: 'Version', subject: 'bare grpc-js server', reference: 'containerd Version (direct)', subjectSample: f.subject, referenceSample: f.reference });
       rows.push(...(await edgeCost(dir, socket, bareClient, opts)));
+      rows.push(...(await serverCpu(dir, pidWithArg(harness.containerd.configPath), adapter.process.pid!, adapter.client, bare.pid!, bareClient, criPlugin)));
     } finally {
       bareClient.close();
       bare.kill('SIGTERM');
@@ -111,5 +113,63 @@ async function edgeCost(
     rawNew.close();
     edgeClient.close();
     edge.kill('SIGTERM');
+  }
+}
+
+/**
+ * CPU time a server process spends per Version call, from /proc, rounds of
+ * 1000 sequential calls alternating with containerd's CRI plugin (the
+ * containerd process): the adapter, a bare grpc-js server, and Node's HTTP/2
+ * server with no gRPC library answering pre-encoded bytes. The last is the
+ * least CPU any Node server pays for a call, and so the floor of the
+ * kubelet-like loop's CPU at node scale (calls per second times this).
+ */
+async function serverCpu(
+  dir: string,
+  containerdPid: number,
+  adapterPid: number,
+  adapterClient: CriClient,
+  barePid: number,
+  bareClient: CriClient,
+  criPlugin: CriClient,
+): Promise<BenchRow[]> {
+  const socket = path.join(dir, 'http2.sock');
+  const raw = spawn(process.execPath, [path.join(__dirname, '..', 'bare-grpc-server.js'), socket, 'http2'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => raw.stdout!.once('data', () => resolve()));
+  const rawClient = criClient(socket);
+  const version = (c: CriClient) => () => c.runtime.version({ version: '' });
+  const perCall = async (pid: number, call: () => Promise<unknown>, calls: number) => {
+    const c0 = cpuMs(pid);
+    for (let i = 0; i < calls; i++) await call();
+    return (cpuMs(pid) - c0) / calls;
+  };
+  const against = async (pid: number, call: () => Promise<unknown>) => {
+    const subject: number[] = [];
+    const reference: number[] = [];
+    await perCall(pid, call, 1000);
+    await perCall(containerdPid, version(criPlugin), 1000);
+    for (let round = 0; round < 5; round++) {
+      subject.push(await perCall(pid, call, 1000));
+      reference.push(await perCall(containerdPid, version(criPlugin), 1000));
+    }
+    return { subjectSample: summarize(subject), referenceSample: summarize(reference) };
+  };
+  try {
+    const reference = "containerd's CRI plugin";
+    const scenario = 'Version, server CPU ms per call';
+    return [
+      { scenario, subject: 'cri-adapter', reference, ...(await against(adapterPid, version(adapterClient))) },
+      { scenario, subject: 'bare grpc-js server', reference, ...(await against(barePid, version(bareClient))) },
+      {
+        scenario,
+        subject: "Node's HTTP/2, no gRPC library",
+        reference,
+        ...(await against(raw.pid!, version(rawClient))),
+        note: 'pre-encoded answer: the least CPU a Node server spends on a call',
+      },
+    ];
+  } finally {
+    rawClient.close();
+    raw.kill('SIGTERM');
   }
 }
