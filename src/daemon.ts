@@ -21,6 +21,7 @@ import { StreamingService } from './streaming/service';
 import { SandboxService } from './sandbox/service';
 import { ContainerService } from './container/service';
 import { FifoContainerIo } from './container/io';
+import { fifoDirectory, keepSpareFifos } from './io';
 import { CniConfigWatcher } from './network/cni-config';
 import { SandboxIndex } from './sandbox/sandbox-index';
 import { enableProcessMetrics } from './metrics';
@@ -226,6 +227,8 @@ export class Daemon {
     await images.load({});
     await sandboxes.recover({});
     await containers.recover({});
+    // From here on containers' and execs' FIFOs are renamed from ones made ahead (io/fifo.ts).
+    await keepSpareFifos(fifoDirectory(this.config.state));
     // What is left of an earlier process's work, now that recovery adopted or removed what it guarded.
     await this.releaseLeftoverWork(true);
     // Subscribing emits a resync, which reconciles what happened between the listing above and now.

@@ -4,12 +4,11 @@
  * always cleaned up by dispose(), whatever happened in between.
  */
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { CallContext } from '../containerd/call';
 import { OCI_PROCESS_TYPE_URL, packJson } from '../containerd/typeurl';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors';
-import { TaskIo } from '../io';
+import { fifoDirectory, TaskIo } from '../io';
 import type { ContainerContext } from './context';
 import type { ContainerRecord } from './model';
 
@@ -64,7 +63,7 @@ export class ExecProcess {
     const phases: Record<string, number> = {};
     const mark = (name: string) => (phases[name] = +(performance.now() - t0).toFixed(1));
     const io = await TaskIo.create({
-      dir: path.join(ctx.config.state, 'fifo'),
+      dir: fifoDirectory(ctx.config.state),
       id: `${record.id}-${execId}`,
       stdin: opts.stdin,
       tty: opts.tty,

@@ -1,6 +1,5 @@
-import path from 'node:path';
 import { FailedPreconditionError } from '../errors';
-import { CriLogWriter, TaskIo } from '../io';
+import { CriLogWriter, fifoDirectory, TaskIo } from '../io';
 import type { LogSource } from '../io/cri-log-writer';
 import type { Logger } from '../log/logger';
 import type { AttachedIo, ContainerIo, OutputListener, TaskStdio } from './context';
@@ -30,7 +29,7 @@ export class FifoContainerIo implements ContainerIo {
   ) {}
 
   private fifoDir(): string {
-    return path.join(this.stateDir, 'fifo');
+    return fifoDirectory(this.stateDir);
   }
 
   private async wire(record: ContainerRecord, reattach: boolean): Promise<Attached> {

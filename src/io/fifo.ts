@@ -11,6 +11,7 @@
  *   to an O_RDONLY fd so the container's exit shows up as EOF.
  */
 import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -103,19 +104,88 @@ class MkfifoShell {
 
 const mkfifoShell = new MkfifoShell();
 
+/** Name prefix of FIFOs made ahead (SpareFifos); nothing else in a FIFO directory starts with it. */
+export const SPARE_FIFO_PREFIX = '.spare-';
+/** Spares kept per directory: an exec's or a container's two or three, twice over. */
+const SPARES_PER_DIR = 4;
+
 /**
- * Creates several FIFOs at once (mode 0600, whatever the umask), through the
- * long-lived shell; if that fails, with a mkfifo process of our own, whose
- * error says why. On failure none of them is left behind.
+ * FIFOs made ahead in the directories the daemon names (keepSpareFifos), so
+ * that creating one there is a rename (a syscall) instead of a round trip
+ * through the mkfifo shell and its fork (3 ms of every ExecSync and
+ * CreateContainer). Taken ones are made again in the background, several
+ * per shell request. Spares a stopped daemon left are removed before a
+ * directory's first refill; a spare that vanished meanwhile (its directory
+ * was cleaned) only means that FIFO is made the slow way.
+ */
+class SpareFifos {
+  private readonly dirs = new Map<string, { spares: string[]; refilling: boolean; swept: boolean }>();
+
+  keepIn(dir: string): void {
+    if (!this.dirs.has(dir)) this.dirs.set(dir, { spares: [], refilling: false, swept: false });
+    this.refill(dir);
+  }
+
+  take(dir: string): string | undefined {
+    return this.dirs.get(dir)?.spares.pop();
+  }
+
+  /** Tops a kept directory up to SPARES_PER_DIR without holding the caller. */
+  refill(dir: string): void {
+    const state = this.dirs.get(dir);
+    if (!state || state.refilling || state.spares.length >= SPARES_PER_DIR) return;
+    state.refilling = true;
+    const s = state;
+    void (async () => {
+      if (!s.swept) {
+        const names = await fs.promises.readdir(dir).catch(() => [] as string[]);
+        await Promise.all(names.filter((n) => n.startsWith(SPARE_FIFO_PREFIX)).map((n) => unlinkIfPresent(path.join(dir, n)).catch(() => undefined)));
+        s.swept = true;
+      }
+      const made = Array.from({ length: SPARES_PER_DIR - s.spares.length }, () => path.join(dir, `${SPARE_FIFO_PREFIX}${randomBytes(8).toString('hex')}`));
+      if (made.length && (await mkfifoShell.run(made))) s.spares.push(...made);
+    })()
+      .catch(() => undefined)
+      .finally(() => (s.refilling = false));
+  }
+}
+
+const spareFifos = new SpareFifos();
+
+/** The daemon's one directory of task FIFOs (containers' and execs'), under its state directory. */
+export function fifoDirectory(stateDir: string): string {
+  return path.join(stateDir, 'fifo');
+}
+
+/** From now on, FIFOs created directly in `dir` (made here if missing) are taken from spares made ahead. */
+export async function keepSpareFifos(dir: string): Promise<void> {
+  await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+  spareFifos.keepIn(path.resolve(dir));
+}
+
+/**
+ * Creates several FIFOs at once (mode 0600, whatever the umask): from the
+ * directory's spares when it keeps some, else through the long-lived shell;
+ * if that fails, with a mkfifo process of our own, whose error says why. On
+ * failure none of them is left behind.
  */
 export async function createFifos(fifoPaths: readonly string[]): Promise<void> {
   if (fifoPaths.length === 0) return;
-  for (const dir of new Set(fifoPaths.map((p) => path.dirname(p)))) {
+  const dirs = new Set(fifoPaths.map((p) => path.dirname(path.resolve(p))));
+  for (const dir of dirs) {
     await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
   }
   const existing = fifoPaths.filter((p) => fs.existsSync(p));
   if (existing.length) throw new AlreadyExistsError(`cannot create FIFO ${existing[0]}: the path already exists`);
-  if (await mkfifoShell.run(fifoPaths)) return;
+  const rest: string[] = [];
+  for (const p of fifoPaths) {
+    const spare = spareFifos.take(path.dirname(path.resolve(p)));
+    if (spare && (await fs.promises.rename(spare, p).then(() => true, () => false))) continue;
+    rest.push(p);
+  }
+  for (const dir of dirs) spareFifos.refill(dir);
+  if (rest.length === 0) return;
+  if (await mkfifoShell.run(rest)) return;
   for (const p of fifoPaths) fs.rmSync(p, { force: true });
   await new Promise<void>((resolve, reject) => {
     // mkfifo -m sets the mode after creation, so the umask cannot widen or narrow it.

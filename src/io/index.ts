@@ -1,4 +1,4 @@
-export { createFifo, openFifoReader, openFifoWriter, removeFifos, FifoReader } from './fifo';
+export { createFifo, fifoDirectory, keepSpareFifos, openFifoReader, openFifoWriter, removeFifos, FifoReader, SPARE_FIFO_PREFIX } from './fifo';
 export { TaskIo, type TaskIoOptions, type TaskIoPaths } from './task-io';
 export { CriClock, formatRfc3339Nano } from './cri-log-clock';
 export {

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../../../src/errors';
-import { createFifo, createFifos, FifoReader, openFifoReader, openFifoWriter, removeFifos } from '../../../src/io/fifo';
+import { createFifo, createFifos, FifoReader, keepSpareFifos, openFifoReader, openFifoWriter, removeFifos, SPARE_FIFO_PREFIX } from '../../../src/io/fifo';
 import { TaskIo } from '../../../src/io/task-io';
 import { sleep, waitFor } from '../../harness/util';
 import { cleanupTempDirs, killChildren, openFdsTo, openWriteEnd, runWriter, tempDir } from '../../support/io-pipeline';
@@ -67,6 +67,42 @@ describe('createFifo', () => {
     const p = path.join(tempDir(), 'odd\nname');
     await createFifos([p]);
     expect(fs.statSync(p).isFIFO()).toBe(true);
+  });
+});
+
+describe('keepSpareFifos', () => {
+  const spares = (dir: string) => fs.readdirSync(dir).filter((n) => n.startsWith(SPARE_FIFO_PREFIX));
+
+  it('makes FIFOs ahead, hands them out under the asked names and makes new ones; a stopped daemon\'s spares go', async () => {
+    const dir = tempDir();
+    const stale = path.join(dir, `${SPARE_FIFO_PREFIX}left-by-an-earlier-daemon`);
+    await createFifo(stale);
+    await keepSpareFifos(dir);
+    await waitFor('four spares, the stale one gone', async () => (spares(dir).length === 4 && !fs.existsSync(stale) ? true : undefined));
+    const before = spares(dir);
+    const wanted = [path.join(dir, 'c1-stdout'), path.join(dir, 'c1-stderr')];
+    await createFifos(wanted);
+    for (const p of wanted) {
+      const st = fs.statSync(p);
+      expect(st.isFIFO()).toBe(true);
+      expect(st.mode & 0o777).toBe(0o600);
+    }
+    // Two of the spares became the FIFOs asked for (renamed, not made anew)...
+    expect(before.filter((n) => !fs.existsSync(path.join(dir, n)))).toHaveLength(2);
+    // ...and the stock is made up again in the background.
+    await waitFor('the stock refilled', async () => (spares(dir).length === 4 ? true : undefined));
+    for (const n of spares(dir)) expect(fs.statSync(path.join(dir, n)).isFIFO()).toBe(true);
+  });
+
+  it('falls back to mkfifo when a spare vanished (its directory was cleaned)', async () => {
+    const dir = tempDir();
+    await keepSpareFifos(dir);
+    await waitFor('four spares', async () => (spares(dir).length === 4 ? true : undefined));
+    for (const n of spares(dir)) fs.unlinkSync(path.join(dir, n));
+    const p = path.join(dir, 'c2-stdout');
+    await createFifos([p]);
+    expect(fs.statSync(p).isFIFO()).toBe(true);
+    await waitFor('the stock refilled', async () => (spares(dir).length >= 1 ? true : undefined));
   });
 });
 
