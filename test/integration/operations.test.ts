@@ -132,8 +132,9 @@ describe('metrics endpoint', () => {
     expect(delta(before, after, 'cri_adapter_image_pull_duration_seconds_count')).toBe(1);
     expect(delta(before, after, 'cri_adapter_container_exits_total')).toBe(1);
     expect(delta(before, after, 'cri_adapter_container_oom_kills_total')).toBe(0);
-    // "<timestamp> stdout F hello-metrics\n" at least.
-    expect(delta(before, after, 'cri_adapter_log_bytes_written_total')).toBeGreaterThanOrEqual('stdout F hello-metrics\n'.length + 30);
+    // "<timestamp> stdout F hello-metrics\n" at least; RFC 3339 with nanoseconds drops trailing zeros,
+    // so the timestamp and its space take 21 ("...:SSZ ") to 31 bytes.
+    expect(delta(before, after, 'cri_adapter_log_bytes_written_total')).toBeGreaterThanOrEqual('stdout F hello-metrics\n'.length + 21);
 
     // Bounded labels: no ID of the objects just made is a label value.
     expect(text).not.toContain(podSandboxId);
