@@ -55,3 +55,29 @@ export async function createOnRootfs<T>(
     return { mounts, value };
   });
 }
+
+/**
+ * A containerd container object, then the snapshot it names, each with its
+ * undo on `undo`: for an object whose spec needs nothing from the snapshot
+ * (a pod's infra container). containerd does not require a container's
+ * snapshot to exist yet, and once the container exists it references the
+ * key, so GC keeps the snapshot from the moment Prepare makes it: no lease
+ * (its create and delete are two metadata writes and a round trip per pod).
+ */
+export async function createThenRootfs(
+  conn: ContainerdConnection,
+  rootfs: Omit<RootfsRequest, 'view'>,
+  object: { what: string; container: Omit<NewContainer, 'snapshotter' | 'snapshotKey'> },
+  undo: UndoStack,
+  call: CallContext,
+): Promise<{ mounts: Mount[] }> {
+  const { snapshotter, key, parent } = rootfs;
+  const { container, what } = object;
+  await step(`create ${what}`, () => createContainerObject(conn, { ...container, snapshotter, snapshotKey: key }, call));
+  undo.push(`delete ${what}`, () => ignoreNotFound(conn.containers.delete({ id: container.id })));
+  const { mounts } = await step('prepare rootfs snapshot', () =>
+    conn.snapshots.prepare({ snapshotter, key, parent, labels: rootfs.labels ?? {} }, call),
+  );
+  undo.push('remove snapshot', () => ignoreNotFound(conn.snapshots.remove({ snapshotter, key })));
+  return { mounts };
+}

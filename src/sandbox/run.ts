@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { CallContext } from '../containerd/call';
 import { EXTENSIONS, KIND_SANDBOX, LABELS, METADATA_TYPE_URLS } from '../containerd/labels';
-import { createOnRootfs } from '../containerd/rootfs';
+import { createThenRootfs } from '../containerd/rootfs';
 import { deleteTask, stopTask } from '../containerd/tasks';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors';
 import { NamespaceMode, PodSandboxConfig } from '../gen/runtime/v1/api';
@@ -159,12 +159,12 @@ async function createInfra(
   );
   record.spec = spec;
   const md = p.config.metadata;
-  const { mounts } = await ctx.images.remapped.withParent(image, p.userns, call, (parent) => createOnRootfs(
-    ctx.conn,
-    { snapshotter: ctx.config.snapshotter, key: id, parent },
-    {
-      what: 'infra container',
-      build: async () => ({
+  const { mounts } = await ctx.images.remapped.withParent(image, p.userns, call, (parent) =>
+    createThenRootfs(
+      ctx.conn,
+      { snapshotter: ctx.config.snapshotter, key: id, parent },
+      {
+        what: 'infra container',
         container: {
           id,
           labels: {
@@ -179,12 +179,11 @@ async function createInfra(
           spec,
           extension: { key: EXTENSIONS.sandboxMetadata, typeUrl: METADATA_TYPE_URLS.sandbox, value: toMetadata(record) },
         },
-        value: undefined,
-      }),
-    },
-    undo,
-    call,
-  ));
+      },
+      undo,
+      call,
+    ),
+  );
   await Promise.all(before);
   const task = await step('create infra task', () =>
     ctx.conn.tasks.create(
