@@ -37,3 +37,15 @@ export function pidWithArg(arg: string): number {
   }
   throw new Error(`no process with argument ${arg}`);
 }
+
+/**
+ * CPU time the whole machine has spent busy so far, in ms, from /proc/stat
+ * (user, nice, system, irq, softirq, steal; not idle or iowait): what every
+ * process of a pod start costs together, the runtime's helpers, CNI plugins,
+ * shims and runc included.
+ */
+export function machineCpuMs(): number {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = cpu;
+  return (((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) * 1000) / CLOCK_TICKS_PER_S;
+}

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { PodSandboxConfig, RunPodSandboxRequest } from '../../../src/gen/runtime/v1/api';
 import type { CriClient } from '../../support/cri-client';
 import { Sample, summarize } from '../measure';
+import { cpuMs, machineCpuMs, pidWithArg } from '../proc';
 import type { BenchRow, Scenario } from '../types';
 
 /**
@@ -52,6 +53,9 @@ async function oneLifeCycle(client: CriClient, prefix: string, into: LifeCycleTi
 
 interface BurstTimes {
   wall: number[];
+  /** Machine-wide CPU ms per pod of each batch, and the runtime process's own share. */
+  machineCpuPerPod: number[];
+  processCpuPerPod: number[];
   run: number[];
   stopWall: number[];
   stop: number[];
@@ -59,12 +63,16 @@ interface BurstTimes {
 }
 
 /** BURST pods started at once; then all stopped at once, then all removed at once. */
-async function burst(client: CriClient, prefix: string, into: BurstTimes): Promise<void> {
+async function burst(client: CriClient, prefix: string, into: BurstTimes, runtimePid: number): Promise<void> {
+  const machine0 = machineCpuMs();
+  const process0 = cpuMs(runtimePid);
   const t0 = performance.now();
   const results = await Promise.allSettled(
     Array.from({ length: BURST }, () => timed(() => client.runtime.runPodSandbox(RunPodSandboxRequest.fromPartial({ config: podConfig(prefix) })))),
   );
   into.wall.push(performance.now() - t0);
+  into.machineCpuPerPod.push((machineCpuMs() - machine0) / BURST);
+  into.processCpuPerPod.push((cpuMs(runtimePid) - process0) / BURST);
   const ids: string[] = [];
   const failures: string[] = [];
   for (const r of results) {
@@ -93,7 +101,8 @@ async function sweep(client: CriClient): Promise<void> {
 
 export const sandboxes: Scenario = {
   name: 'sandboxes',
-  async run({ adapter, criPlugin }) {
+  async run({ adapter, criPlugin, harness }) {
+    const containerdPid = pidWithArg(harness.containerd.configPath);
     const subject = adapter.client;
     const PLUGIN = "containerd's CRI plugin";
     try {
@@ -111,11 +120,11 @@ export const sandboxes: Scenario = {
         await oneLifeCycle(criPlugin, 'seq-p', p);
       }
 
-      const ab: BurstTimes = { wall: [], run: [], stopWall: [], stop: [], remove: [] };
-      const pb: BurstTimes = { wall: [], run: [], stopWall: [], stop: [], remove: [] };
+      const ab: BurstTimes = { wall: [], machineCpuPerPod: [], processCpuPerPod: [], run: [], stopWall: [], stop: [], remove: [] };
+      const pb: BurstTimes = { wall: [], machineCpuPerPod: [], processCpuPerPod: [], run: [], stopWall: [], stop: [], remove: [] };
       for (let i = 0; i < BURST_BATCHES; i++) {
-        await burst(subject, 'burst-a', ab);
-        await burst(criPlugin, 'burst-p', pb);
+        await burst(subject, 'burst-a', ab, adapter.process.pid!);
+        await burst(criPlugin, 'burst-p', pb, containerdPid);
       }
 
       const row = (scenario: string, s: number[], r: number[], note?: string): BenchRow => ({
@@ -132,6 +141,12 @@ export const sandboxes: Scenario = {
         row('RemovePodSandbox (sequential)', a.remove, p.remove),
         row(`RunPodSandbox x${BURST} concurrent: batch wall time`, ab.wall, pb.wall),
         row(`RunPodSandbox x${BURST} concurrent: per call`, ab.run, pb.run),
+        row(
+          `RunPodSandbox x${BURST} concurrent: machine CPU ms per pod`,
+          ab.machineCpuPerPod,
+          pb.machineCpuPerPod,
+          `every process on the machine; the adapter process itself ${summarize(ab.processCpuPerPod).p50.toFixed(1)} ms per pod, containerd (with the plugin) ${summarize(pb.processCpuPerPod).p50.toFixed(1)} ms`,
+        ),
         row(`StopPodSandbox x${BURST} concurrent: batch wall time`, ab.stopWall, pb.stopWall),
         row(`StopPodSandbox x${BURST} concurrent: per call`, ab.stop, pb.stop),
         row(`RemovePodSandbox x${BURST} concurrent: per call`, ab.remove, pb.remove),
