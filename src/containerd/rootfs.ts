@@ -44,14 +44,15 @@ export async function createOnRootfs<T>(
   const { snapshotter, key, parent } = rootfs;
   return withLease(conn, { expireAfterSeconds: 600, releaseInBackground: true }, call, async (leased) => {
     const request = { snapshotter, key, parent, labels: rootfs.labels ?? {} };
+    // Each undo goes on before its step: a call that fails because containerd died may still
+    // have been carried out. One that never happened finds nothing to remove, which is fine.
+    undo.push(rootfs.view ? 'remove rootfs view' : 'remove snapshot', () => ignoreNotFound(conn.snapshots.remove({ snapshotter, key })));
     const { mounts } = await step(rootfs.view ? 'make rootfs view' : 'prepare rootfs snapshot', () =>
       rootfs.view ? conn.snapshots.view(request, leased) : conn.snapshots.prepare(request, leased),
     );
-    // A snapshot already gone is what the undo wants: not an error.
-    undo.push(rootfs.view ? 'remove rootfs view' : 'remove snapshot', () => ignoreNotFound(conn.snapshots.remove({ snapshotter, key })));
     const { container, value } = await object.build(mounts, leased);
-    await step(`create ${object.what}`, () => createContainerObject(conn, { ...container, snapshotter, snapshotKey: key }, leased));
     undo.push(`delete ${object.what}`, () => ignoreNotFound(conn.containers.delete({ id: container.id })));
+    await step(`create ${object.what}`, () => createContainerObject(conn, { ...container, snapshotter, snapshotKey: key }, leased));
     return { mounts, value };
   });
 }
@@ -73,11 +74,12 @@ export async function createThenRootfs(
 ): Promise<{ mounts: Mount[] }> {
   const { snapshotter, key, parent } = rootfs;
   const { container, what } = object;
-  await step(`create ${what}`, () => createContainerObject(conn, { ...container, snapshotter, snapshotKey: key }, call));
+  // Each undo goes on before its step (see createOnRootfs); unwinding removes the snapshot first.
   undo.push(`delete ${what}`, () => ignoreNotFound(conn.containers.delete({ id: container.id })));
+  await step(`create ${what}`, () => createContainerObject(conn, { ...container, snapshotter, snapshotKey: key }, call));
+  undo.push('remove snapshot', () => ignoreNotFound(conn.snapshots.remove({ snapshotter, key })));
   const { mounts } = await step('prepare rootfs snapshot', () =>
     conn.snapshots.prepare({ snapshotter, key, parent, labels: rootfs.labels ?? {} }, call),
   );
-  undo.push('remove snapshot', () => ignoreNotFound(conn.snapshots.remove({ snapshotter, key })));
   return { mounts };
 }

@@ -185,16 +185,17 @@ async function createInfra(
     ),
   );
   await Promise.all(before);
+  // Before the step, as for the container: a create whose answer was lost may have happened.
+  undo.push('delete infra task', async () => {
+    await stopTask(ctx.conn, id, 9, 0);
+    await deleteTask(ctx.conn, id);
+  });
   const task = await step('create infra task', () =>
     ctx.conn.tasks.create(
       { containerId: id, rootfs: mounts, stdin: '', stdout: '', stderr: '', terminal: false, checkpoint: undefined, options: undefined, runtimePath: '' },
       call,
     ),
   );
-  undo.push('delete infra task', async () => {
-    await stopTask(ctx.conn, id, 9, 0);
-    await deleteTask(ctx.conn, id);
-  });
   return task.pid;
 }
 
