@@ -25,6 +25,7 @@ process.on('message', (m: ToHelper) => {
     return;
   }
   running.set(m.id, command);
+  answer({ id: m.id, started: true });
   command.result.then(
     (result) => answer({ id: m.id, result }),
     (err: NodeJS.ErrnoException) => answer({ id: m.id, error: { message: err.message, code: err.code } }),

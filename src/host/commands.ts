@@ -48,7 +48,13 @@ export const MAX_COMMAND_OUTPUT = 4 * 1024 * 1024;
 
 /** Messages between the daemon and the helper (JSON over the IPC channel). */
 export type ToHelper = { kind: 'run'; id: number; request: CommandRequest } | { kind: 'kill'; id: number };
-export type FromHelper = { id: number; result?: CommandResult; error?: { message: string; code?: string } };
+export type FromHelper = {
+  id: number;
+  /** The helper has started the command: from now on it may have run, whatever happens to the helper. */
+  started?: true;
+  result?: CommandResult;
+  error?: { message: string; code?: string };
+};
 
 /** Starts one command in this process; the helper uses it too. */
 export function runHere(request: CommandRequest): RunningCommand {
@@ -96,7 +102,10 @@ const HELPER_SCRIPT = path.join(__dirname, 'command-helper.js');
 class CommandHelper {
   private child: ChildProcess | undefined;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (r: CommandResult) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (r: CommandResult) => void; reject: (e: Error) => void; started: boolean; again: () => void }
+  >();
 
   run(request: CommandRequest): RunningCommand | undefined {
     const child = this.ensure();
@@ -105,17 +114,20 @@ class CommandHelper {
     let delegate: RunningCommand | undefined;
     let killed = false;
     const result = new Promise<CommandResult>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      if (this.pending.size === 1) this.ref(child, true);
-      child.send({ kind: 'run', id, request } satisfies ToHelper, (err) => {
-        if (!err || !this.pending.delete(id)) return;
-        // Never delivered (the helper died a moment ago and is not reaped yet), so it did not run:
-        // start it again, through a new helper.
-        if (this.child === child) this.child = undefined;
-        if (this.pending.size === 0) this.ref(child, false);
+      // For a request this helper never started: run it through a new helper.
+      const again = () => {
         delegate = startCommand(request);
         if (killed) delegate.kill();
         delegate.result.then(resolve, reject);
+      };
+      this.pending.set(id, { resolve, reject, started: false, again });
+      if (this.pending.size === 1) this.ref(child, true);
+      child.send({ kind: 'run', id, request } satisfies ToHelper, (err) => {
+        if (!err || !this.pending.delete(id)) return;
+        // Never delivered (the helper died a moment ago and is not reaped yet), so it did not run.
+        if (this.child === child) this.child = undefined;
+        if (this.pending.size === 0) this.ref(child, false);
+        again();
       });
     });
     return {
@@ -141,6 +153,10 @@ class CommandHelper {
     child.on('message', (m: FromHelper) => {
       const waiter = this.pending.get(m.id);
       if (!waiter) return;
+      if (m.started) {
+        waiter.started = true;
+        return;
+      }
       this.pending.delete(m.id);
       if (this.pending.size === 0) this.ref(child, false);
       if (m.result) waiter.resolve(m.result);
@@ -151,7 +167,12 @@ class CommandHelper {
       this.child = undefined;
       const waiters = [...this.pending.values()];
       this.pending.clear();
-      for (const w of waiters) w.reject(new Error(`the command helper process ${how} while the command ran`));
+      // A request written just before the helper died can be in the pipe unread (its send
+      // reported no error): one the helper never said it started did not run, and runs again.
+      for (const w of waiters) {
+        if (w.started) w.reject(new Error(`the command helper process ${how} while the command ran`));
+        else w.again();
+      }
     };
     child.on('exit', (code, signal) => gone(signal ? `was killed by ${signal}` : `exited with ${code}`));
     child.on('error', (err) => gone(`failed (${err.message})`));
