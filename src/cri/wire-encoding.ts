@@ -16,6 +16,9 @@ import {
   PodSandboxStatus,
   PodSandboxStatusResponse,
   RuntimeServiceService,
+  StreamContainersResponse,
+  StreamImagesResponse,
+  StreamPodSandboxesResponse,
 } from '../gen/runtime/v1/api';
 
 /*
@@ -121,12 +124,17 @@ export const RUNTIME_SERVICE: ServiceDefinition = withSerializers(RuntimeService
   podSandboxStatus: serializer(PodSandboxStatusResponse, 'status', 1, podStatuses),
   listContainers: serializer(ListContainersResponse, 'containers', 1, containers),
   containerStatus: serializer(ContainerStatusResponse, 'status', 1, containerStatuses),
+  // The Stream twins send the same items in batches; each batch is serialized twice (measured by
+  // dispatch, then sent), the second time returning the first's bytes.
+  streamPodSandboxes: serializer(StreamPodSandboxesResponse, 'podSandboxes', 1, pods),
+  streamContainers: serializer(StreamContainersResponse, 'containers', 1, containers),
 });
 
 /** The generated ImageService definition, with ListImages and ImageStatus serialized from cached bytes. */
 export const IMAGE_SERVICE: ServiceDefinition = withSerializers(ImageServiceService, {
   listImages: serializer(ListImagesResponse, 'images', 1, images),
   imageStatus: serializer(ImageStatusResponse, 'image', 1, images),
+  streamImages: serializer(StreamImagesResponse, 'images', 1, images),
 });
 
 /** Each List answer's cached repeated field, by RPC name. */
