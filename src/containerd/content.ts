@@ -32,8 +32,7 @@ const CLEANUP_MS = 3000;
  * repeated until Status says NotFound. Bounded, so a hung containerd cannot
  * hold the pull's answer; returns whether the ingest was seen gone.
  */
-async function discardIngest(conn: ContainerdConnection, ref: string): Promise<boolean> {
-  const until = Date.now() + CLEANUP_MS;
+async function discardIngest(conn: ContainerdConnection, ref: string, until: number): Promise<boolean> {
   for (let delay = 10; ; delay = Math.min(delay * 2, 200)) {
     const left = until - Date.now();
     if (left <= 0) return false;
@@ -216,11 +215,14 @@ async function copyIntoContent(conn: ContainerdConnection, blob: BlobToWrite, ct
     // handler cancelled while messages are still queued for it can open the ingest again after
     // the abort (a 0-byte ingest that then stays for ever); one that reads to the end of the
     // stream returns by itself. A containerd that does not end it in time is cancelled.
+    // Both waits share the one CLEANUP_MS bound: half of it for containerd to end the stream,
+    // the rest (at least) for the abort.
+    const until = Date.now() + CLEANUP_MS;
     stream.end();
-    const timer = setTimeout(() => stream.cancel(), CLEANUP_MS);
+    const timer = setTimeout(() => stream.cancel(), CLEANUP_MS / 2);
     await ended;
     clearTimeout(timer);
-    if (!(await discardIngest(conn, blob.ref))) blob.onIngestLingers?.(blob.ref);
+    if (!(await discardIngest(conn, blob.ref, until))) blob.onIngestLingers?.(blob.ref);
     if (err instanceof AlreadyExistsError) return;
     throw err;
   } finally {
