@@ -29,6 +29,33 @@ export interface RootfsObject<T> {
 }
 
 /**
+ * The rootfs snapshot (or read-only view) and the container object, each a
+ * named step whose undo goes on `undo` before the call: a call that fails
+ * because containerd died may still have been carried out, and an undo of
+ * what never happened finds NotFound, which it ignores.
+ */
+function snapshotStep(conn: ContainerdConnection, rootfs: RootfsRequest, undo: UndoStack, ctx: CallContext): Promise<{ mounts: Mount[] }> {
+  const { snapshotter, key, view } = rootfs;
+  const request = { snapshotter, key, parent: rootfs.parent, labels: rootfs.labels ?? {} };
+  undo.push(view ? 'remove rootfs view' : 'remove snapshot', () => ignoreNotFound(conn.snapshots.remove({ snapshotter, key })));
+  return step(view ? 'make rootfs view' : 'prepare rootfs snapshot', () =>
+    view ? conn.snapshots.view(request, ctx) : conn.snapshots.prepare(request, ctx),
+  );
+}
+
+function containerStep(
+  conn: ContainerdConnection,
+  rootfs: RootfsRequest,
+  what: string,
+  container: Omit<NewContainer, 'snapshotter' | 'snapshotKey'>,
+  undo: UndoStack,
+  ctx: CallContext,
+): Promise<void> {
+  undo.push(`delete ${what}`, () => ignoreNotFound(conn.containers.delete({ id: container.id })));
+  return step(`create ${what}`, () => createContainerObject(conn, { ...container, snapshotter: rootfs.snapshotter, snapshotKey: rootfs.key }, ctx));
+}
+
+/**
  * A snapshot, then a containerd container object over it, each with its
  * undo on `undo`. Until the container references it, the new snapshot is
  * garbage to containerd's GC, which runs concurrently: a lease holds it
@@ -41,18 +68,10 @@ export async function createOnRootfs<T>(
   undo: UndoStack,
   call: CallContext,
 ): Promise<{ mounts: Mount[]; value: T }> {
-  const { snapshotter, key, parent } = rootfs;
   return withLease(conn, { expireAfterSeconds: 600, releaseInBackground: true }, call, async (leased) => {
-    const request = { snapshotter, key, parent, labels: rootfs.labels ?? {} };
-    // Each undo goes on before its step: a call that fails because containerd died may still
-    // have been carried out. One that never happened finds nothing to remove, which is fine.
-    undo.push(rootfs.view ? 'remove rootfs view' : 'remove snapshot', () => ignoreNotFound(conn.snapshots.remove({ snapshotter, key })));
-    const { mounts } = await step(rootfs.view ? 'make rootfs view' : 'prepare rootfs snapshot', () =>
-      rootfs.view ? conn.snapshots.view(request, leased) : conn.snapshots.prepare(request, leased),
-    );
+    const { mounts } = await snapshotStep(conn, rootfs, undo, leased);
     const { container, value } = await object.build(mounts, leased);
-    undo.push(`delete ${object.what}`, () => ignoreNotFound(conn.containers.delete({ id: container.id })));
-    await step(`create ${object.what}`, () => createContainerObject(conn, { ...container, snapshotter, snapshotKey: key }, leased));
+    await containerStep(conn, rootfs, object.what, container, undo, leased);
     return { mounts, value };
   });
 }
@@ -64,6 +83,7 @@ export async function createOnRootfs<T>(
  * snapshot to exist yet, and once the container exists it references the
  * key, so GC keeps the snapshot from the moment Prepare makes it: no lease
  * (its create and delete are two metadata writes and a round trip per pod).
+ * Unwinding removes the snapshot first.
  */
 export async function createThenRootfs(
   conn: ContainerdConnection,
@@ -72,14 +92,6 @@ export async function createThenRootfs(
   undo: UndoStack,
   call: CallContext,
 ): Promise<{ mounts: Mount[] }> {
-  const { snapshotter, key, parent } = rootfs;
-  const { container, what } = object;
-  // Each undo goes on before its step (see createOnRootfs); unwinding removes the snapshot first.
-  undo.push(`delete ${what}`, () => ignoreNotFound(conn.containers.delete({ id: container.id })));
-  await step(`create ${what}`, () => createContainerObject(conn, { ...container, snapshotter, snapshotKey: key }, call));
-  undo.push('remove snapshot', () => ignoreNotFound(conn.snapshots.remove({ snapshotter, key })));
-  const { mounts } = await step('prepare rootfs snapshot', () =>
-    conn.snapshots.prepare({ snapshotter, key, parent, labels: rootfs.labels ?? {} }, call),
-  );
-  return { mounts };
+  await containerStep(conn, rootfs, object.what, object.container, undo, call);
+  return snapshotStep(conn, rootfs, undo, call);
 }
