@@ -112,7 +112,7 @@ export const schema = {
     default: '/run/cri-adapter',
   },
   oldGrpcClients: {
-    doc: 'Serve gRPC clients that send the socket path as :authority (grpc-go before 1.57: kubelets up to 1.28, crictl 1.26) by rewriting their header blocks; false hands every connection to gRPC as it is, which costs less per call.',
+    doc: 'Serve gRPC clients that send the socket path as :authority (grpc-go before 1.57: kubelets up to 1.28, crictl 1.26) by rewriting their header blocks (a modern client\'s socket goes to gRPC natively once its first request is read); false hands every connection to gRPC at once, and such clients then fail.',
     format: Boolean,
     default: true,
   },

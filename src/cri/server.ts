@@ -2,9 +2,10 @@ import { ConnectionInjector, Server, ServerCredentials, ServiceDefinition, Untyp
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { AuthorityRewritingSocket } from '../grpc/authority-rewrite';
+import { sortConnection } from '../grpc/authority-rewrite';
 import { refuseOverBudget } from '../grpc/decode-budget';
 import type { Logger } from '../log/logger';
+import { criConnections } from '../metrics';
 
 /** True when some process accepts connections on the socket. */
 export function socketIsLive(socketPath: string): Promise<boolean> {
@@ -21,14 +22,22 @@ export function socketIsLive(socketPath: string): Promise<boolean> {
 export class SocketInUseError extends Error {}
 
 /**
+ * How long a new connection may stay without its first request before it is
+ * served through the rewriting wrapper anyway (kubelets and crictl call at
+ * once; a channel dialled ahead and left idle would otherwise wait).
+ */
+const SORT_WITHIN_MS = 2000;
+
+/**
  * The CRI gRPC server on a unix socket. A socket file left by a crashed
  * adapter is replaced; one that another live process still serves is a
  * startup error (two runtimes on one socket would split the kubelet's calls).
  *
  * The adapter accepts the socket's connections itself and hands each to
- * grpc-js (its connection injector) through an AuthorityRewritingSocket, so
- * gRPC clients that send the socket path as `:authority` (grpc-go < 1.57:
- * kubelets up to 1.28) are served too; see src/grpc/authority-rewrite.ts.
+ * grpc-js (its connection injector) after reading its first request: natively
+ * for clients that need nothing, through an AuthorityRewritingSocket for gRPC
+ * clients that send the socket path as `:authority` (grpc-go < 1.57: kubelets
+ * up to 1.28); see src/grpc/authority-rewrite.ts.
  */
 export class CriServer {
   private readonly server = new Server({
@@ -72,12 +81,15 @@ export class CriServer {
         injector.injectConnection(socket);
         return;
       }
-      const wrapped = new AuthorityRewritingSocket(socket, (err) =>
-        this.logger.warn('closing a CRI connection whose header blocks broke HTTP/2 after a rewrite', { reason: err.message }),
-      );
-      // The http2 session owns the wrapper once injected; an error before that must not go unhandled.
-      wrapped.on('error', () => undefined);
-      injector.injectConnection(wrapped);
+      sortConnection(socket, {
+        serve: (connection, how) => {
+          criConnections.accepted(how);
+          injector.injectConnection(connection);
+        },
+        onProtocolError: (err) =>
+          this.logger.warn('closing a CRI connection whose header blocks broke HTTP/2 after a rewrite', { reason: err.message }),
+        sortWithinMs: SORT_WITHIN_MS,
+      });
     });
     await new Promise<void>((resolve, reject) => {
       this.listener.once('error', reject);

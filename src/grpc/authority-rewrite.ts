@@ -25,8 +25,11 @@ import { HeaderField, HpackDecoder, HpackEncoder, HpackError } from './hpack';
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const FRAME_HEADER = 9;
 const TYPE_HEADERS = 0x1;
+const TYPE_SETTINGS = 0x4;
+const TYPE_PING = 0x6;
 const TYPE_CONTINUATION = 0x9;
 const FLAG_END_STREAM = 0x1;
+const FLAG_ACK = 0x1;
 const FLAG_END_HEADERS = 0x4;
 const FLAG_PADDED = 0x8;
 const FLAG_PRIORITY = 0x20;
@@ -72,6 +75,15 @@ interface BlockStart {
  */
 export class ClientStreamRewriter {
   private mode: 'preface' | 'passthrough' | 'reencode' | 'raw' = 'preface';
+  /**
+   * True while the client still owes the ACK of a SETTINGS frame that we, not
+   * the HTTP/2 server, sent (see ConnectionSorter). That ACK is dropped: the
+   * server never sent those settings, and nghttp2 fails a connection on an ACK
+   * it did not ask for. Frames are parsed until it has come.
+   */
+  private ownSettingsAckPending: boolean;
+  /** A PING arrived (the client waits for its answer). */
+  pingSeen = false;
   private prefaceSeen = 0;
   private header: Buffer = Buffer.alloc(0);
   /** Payload bytes of the current frame still to come. */
@@ -89,11 +101,28 @@ export class ClientStreamRewriter {
   /** Header blocks rewritten so far (for logs and tests). */
   rewrites = 0;
 
+  constructor(options: { ownSettingsSent?: boolean } = {}) {
+    this.ownSettingsAckPending = options.ownSettingsSent ?? false;
+  }
+
+  /**
+   * Nothing more of this connection needs us: its first header block needed no
+   * rewrite (or it is not HTTP/2) and no ACK of ours is still to be dropped.
+   */
+  get done(): boolean {
+    return this.mode === 'raw' && !this.ownSettingsAckPending;
+  }
+
+  /** Its first header block needed a rewrite: every later block will be re-encoded too. */
+  get rewriting(): boolean {
+    return this.mode === 'reencode';
+  }
+
   feed(chunk: Buffer): Buffer[] {
     const out: Buffer[] = [];
     let pos = 0;
     while (pos < chunk.length) {
-      if (this.mode === 'raw') {
+      if (this.done) {
         out.push(pos ? chunk.subarray(pos) : chunk);
         break;
       }
@@ -105,6 +134,7 @@ export class ClientStreamRewriter {
         if (!part.equals(PREFACE.subarray(this.prefaceSeen, this.prefaceSeen + n))) {
           // Not HTTP/2 with prior knowledge: nothing of ours to fix; nghttp2 answers it.
           this.mode = 'raw';
+          this.ownSettingsAckPending = false;
           continue;
         }
         this.prefaceSeen += n;
@@ -134,8 +164,9 @@ export class ClientStreamRewriter {
     return out;
   }
 
+  /** The current frame belongs to a header block we read (in raw mode frames are only counted, for our ACK). */
   private inBlockFrame(): boolean {
-    return this.frameType === TYPE_HEADERS || this.frameType === TYPE_CONTINUATION;
+    return this.mode !== 'raw' && (this.frameType === TYPE_HEADERS || this.frameType === TYPE_CONTINUATION);
   }
 
   private startFrame(out: Buffer[]): void {
@@ -145,6 +176,17 @@ export class ClientStreamRewriter {
     this.frameFlags = h[4]!;
     this.frameStream = h.readUInt32BE(5) & 0x7fffffff;
     this.header = Buffer.alloc(0);
+    if (this.frameType === TYPE_PING) this.pingSeen = true;
+    if (this.ownSettingsAckPending && this.frameType === TYPE_SETTINGS && this.frameFlags & FLAG_ACK && this.remaining === 0) {
+      // Ours (the server has sent none yet when a client can first answer ours); dropped.
+      this.ownSettingsAckPending = false;
+      return;
+    }
+    if (this.mode === 'raw') {
+      out.push(h);
+      if (this.remaining === 0) this.endFrame(out);
+      return;
+    }
     const expectingContinuation = this.block !== undefined;
     if (expectingContinuation && (this.frameType !== TYPE_CONTINUATION || this.frameStream !== this.block!.streamId)) {
       // RFC 7540 6.10: nothing may interleave with a header block.
@@ -274,16 +316,18 @@ function headerFrames(block: BlockStart, fragment: Buffer): Buffer[] {
 
 /**
  * The socket as Node's HTTP/2 server should see it: reads go through a
- * ClientStreamRewriter, writes go to the socket unchanged.
+ * ClientStreamRewriter, writes go to the socket unchanged. `alreadyRead` is
+ * what the rewriter already returned for bytes read before this wrapper.
  */
 export class AuthorityRewritingSocket extends Duplex {
-  readonly rewriter = new ClientStreamRewriter();
-
   constructor(
     private readonly socket: net.Socket,
     private readonly onProtocolError: (err: ClientProtocolError) => void,
+    readonly rewriter = new ClientStreamRewriter(),
+    alreadyRead: Buffer[] = [],
   ) {
     super({ allowHalfOpen: false });
+    for (const p of alreadyRead) if (p.length) this.push(p);
     socket.on('data', (chunk: Buffer) => {
       let parts: Buffer[];
       try {
@@ -301,6 +345,7 @@ export class AuthorityRewritingSocket extends Duplex {
     socket.on('end', () => this.push(null));
     socket.on('error', (err) => this.destroy(err));
     socket.on('close', () => this.destroy());
+    socket.resume();
   }
 
   override _read(): void {
@@ -323,4 +368,95 @@ export class AuthorityRewritingSocket extends Duplex {
     this.socket.destroy();
     cb(err);
   }
+}
+
+/** An empty SETTINGS frame: a valid server connection preface, with every setting at its default. */
+const EMPTY_SETTINGS = Buffer.from([0, 0, 0, TYPE_SETTINGS, 0, 0, 0, 0, 0]);
+
+/** How a connection reached the HTTP/2 server. */
+export type ConnectionPath = 'native' | 'rewritten';
+
+export interface ConnectionSorterOptions {
+  /** Gives the connection to the HTTP/2 server: the socket itself, or the rewriting wrapper. */
+  serve(connection: net.Socket | Duplex, path: ConnectionPath): void;
+  onProtocolError(err: ClientProtocolError): void;
+  /**
+   * A client that sends no first request within this long (an idle channel)
+   * is served through the wrapper, which passes its frames on at once.
+   */
+  sortWithinMs: number;
+}
+
+/**
+ * Sorts each connection before the HTTP/2 server sees it. A client whose first
+ * header block needs no rewrite (every gRPC client of the last years) gets its
+ * socket handed to Node's HTTP/2 server natively, with what was read so far
+ * put back into the socket (Node feeds a socket's buffered bytes to the new
+ * session), so its calls cost no JS stream in between. Only old clients, and
+ * connections that could not be sorted in time, go through
+ * AuthorityRewritingSocket.
+ *
+ * grpc-go clients send no request until they have the server's SETTINGS, and
+ * Node's session sends those only once it owns the socket; so an empty
+ * SETTINGS frame of our own goes out first, and the client's ACK of it is
+ * dropped before the server sees the bytes (the rewriter does that). Node's
+ * own SETTINGS follow once the session starts, as a later SETTINGS frame,
+ * which HTTP/2 allows at any time.
+ */
+export function sortConnection(socket: net.Socket, options: ConnectionSorterOptions): void {
+  const rewriter = new ClientStreamRewriter({ ownSettingsSent: true });
+  const held: Buffer[] = [];
+  let sorted = false;
+  const finish = (): void => {
+    sorted = true;
+    clearTimeout(timer);
+    socket.off('data', onData);
+    socket.off('end', onEnd);
+    socket.off('error', onError);
+  };
+  const throughWrapper = (): void => {
+    finish();
+    const wrapped = new AuthorityRewritingSocket(socket, options.onProtocolError, rewriter, held.splice(0));
+    // The http2 session owns the wrapper once served; an error before that must not go unhandled.
+    wrapped.on('error', () => undefined);
+    options.serve(wrapped, 'rewritten');
+  };
+  const onData = (chunk: Buffer): void => {
+    try {
+      held.push(...rewriter.feed(chunk));
+    } catch (err) {
+      if (!(err instanceof ClientProtocolError)) throw err;
+      finish();
+      options.onProtocolError(err);
+      socket.destroy();
+      return;
+    }
+    if (rewriter.done) {
+      finish();
+      socket.pause();
+      const bytes = Buffer.concat(held.splice(0));
+      if (bytes.length) socket.unshift(bytes);
+      options.serve(socket, 'native');
+    } else if (rewriter.rewriting || rewriter.pingSeen) {
+      // An old client, or one that waits for a PING's answer: the server must see its frames now.
+      throughWrapper();
+    }
+  };
+  // Before it is sorted, nobody else reads the socket: an end or error closes it.
+  const onEnd = (): void => {
+    finish();
+    socket.destroy();
+  };
+  const onError = (): void => {
+    finish();
+    socket.destroy();
+  };
+  const timer = setTimeout(() => {
+    if (!sorted && !socket.destroyed) throughWrapper();
+  }, options.sortWithinMs);
+  timer.unref();
+  socket.on('data', onData);
+  socket.on('end', onEnd);
+  socket.on('error', onError);
+  socket.write(EMPTY_SETTINGS);
 }

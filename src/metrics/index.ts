@@ -133,6 +133,13 @@ const reconcileCorrections = new Counter({
   registers: [registry],
 });
 
+const criConnectionsAccepted = new Counter({
+  name: 'cri_adapter_cri_connections_total',
+  help: 'CRI connections served, by path: native (the socket handed to the HTTP/2 server) or rewritten (through the :authority rewriter, for old gRPC clients and connections idle before their first call).',
+  labelNames: ['path'] as const,
+  registers: [registry],
+});
+
 let processMetrics = false;
 /**
  * Turns on prom-client's process and Node metrics (RSS, heap, open FDs, CPU,
@@ -222,6 +229,12 @@ export const logMetrics = {
   },
   dropped(n: number): void {
     if (n > 0) logBytesDropped.inc(n);
+  },
+};
+
+export const criConnections = {
+  accepted(path: 'native' | 'rewritten'): void {
+    criConnectionsAccepted.labels(path).inc();
   },
 };
 

@@ -5,14 +5,16 @@
  * literal with incremental indexing in the first request, then as an index into
  * the dynamic table, as grpc-go's HPACK encoder does.
  */
+import { credentials } from '@grpc/grpc-js';
 import http2 from 'node:http2';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { VersionRequest, VersionResponse } from '../../src/gen/runtime/v1/api';
+import { RuntimeServiceClient, VersionRequest, VersionResponse } from '../../src/gen/runtime/v1/api';
 import { HeaderField, huffmanEncode } from '../../src/grpc/hpack';
 import { loadHarnessEnv } from '../harness/env';
 import { AdapterProcess, startAdapter } from '../support/adapter-process';
+import { getMetrics, metricsPort } from '../support/metrics-endpoint';
 import { grpcCallFields, grpcMessage, RawH2Client } from '../support/raw-h2-client';
 
 const NGHTTP2_PROTOCOL_ERROR = 1;
@@ -21,12 +23,36 @@ const versionCall = (authority: string, extra: HeaderField[] = []) => grpcCallFi
 const versionBody = grpcMessage(VersionRequest.encode({ version: '0.1.0' }).finish());
 const header = (fields: HeaderField[] | undefined, name: string) => fields?.find((f) => f.name === name)?.value;
 
+/** The daemon's count of CRI connections served natively and through the rewriter. */
+async function connectionCounts(port: number): Promise<{ native: number; rewritten: number }> {
+  const body = (await getMetrics(port)).body;
+  const count = (path: string) => Number(new RegExp(`^cri_adapter_cri_connections_total\\{path="${path}"\\} (\\d+)`, 'm').exec(body)?.[1] ?? 0);
+  return { native: count('native'), rewritten: count('rewritten') };
+}
+
+/** Resolves once `connections` more connections than `before` were counted (the count follows the first request). */
+async function countedAfter(port: number, before: { native: number; rewritten: number }) {
+  for (let i = 0; i < 50; i++) {
+    const now = await connectionCounts(port);
+    if (now.native + now.rewritten > before.native + before.rewritten) return { native: now.native - before.native, rewritten: now.rewritten - before.rewritten };
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('no connection counted');
+}
+
 describe('gRPC clients that send the socket path as :authority (grpc-go < 1.57)', () => {
   const h = loadHarnessEnv();
   let adapter: AdapterProcess;
+  let port: number;
 
   beforeAll(async () => {
-    adapter = await startAdapter({ containerdAddress: h.containerd.address, cniConfDir: h.cni.confDir, namespace: 'cri-adapter-oldgrpc' });
+    adapter = await startAdapter({
+      containerdAddress: h.containerd.address,
+      cniConfDir: h.cni.confDir,
+      namespace: 'cri-adapter-oldgrpc',
+      extraArgs: ['--metrics-address', '127.0.0.1:0'],
+    });
+    port = metricsPort(adapter.logs());
   });
   afterAll(async () => {
     await adapter?.stop();
@@ -88,6 +114,71 @@ describe('gRPC clients that send the socket path as :authority (grpc-go < 1.57)'
       expect(VersionResponse.decode(after.data.subarray(5)).runtimeName).toBe('cri-adapter');
     } finally {
       c.close();
+    }
+  });
+
+  it('are served through the rewriter; a client waiting for SETTINGS first (as grpc-go) gets them before any request', async () => {
+    const before = await connectionCounts(port);
+    const c = await RawH2Client.connect(adapter.socket, { waitForSettings: true });
+    try {
+      const r = await c.request(1, versionCall(adapter.socket), versionBody);
+      expect(header(r.trailers, 'grpc-status')).toBe('0');
+      expect(await countedAfter(port, before)).toEqual({ native: 0, rewritten: 1 });
+      expect(c.goaway).toBeUndefined();
+    } finally {
+      c.close();
+    }
+  });
+
+  it('modern clients get their socket handed to the HTTP/2 server natively, and the ACK of our early SETTINGS never reaches it', async () => {
+    const before = await connectionCounts(port);
+    const c = await RawH2Client.connect(adapter.socket, { waitForSettings: true });
+    try {
+      const first = await c.request(1, versionCall('localhost'), versionBody);
+      const second = await c.request(3, versionCall('localhost'), versionBody);
+      for (const r of [first, second]) {
+        expect(header(r.trailers, 'grpc-status')).toBe('0');
+        expect(VersionResponse.decode(r.data.subarray(5)).runtimeName).toBe('cri-adapter');
+      }
+      expect(await countedAfter(port, before)).toEqual({ native: 1, rewritten: 0 });
+      // Ours first, then the session's own; nghttp2 would GOAWAY on an ACK it never asked for.
+      expect(c.settingsReceived).toBe(2);
+      expect(await c.ping()).toBeLessThan(1000);
+      expect(c.goaway).toBeUndefined();
+    } finally {
+      c.close();
+    }
+    // A grpc-js client (sends its request without waiting for SETTINGS) is served natively too.
+    const mid = await connectionCounts(port);
+    // Its own subchannel pool, so it does not reuse the harness client's connection.
+    const js = new RuntimeServiceClient(`unix://${adapter.socket}`, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+    try {
+      const v = await new Promise<VersionResponse>((resolve, reject) => js.version({ version: '' }, (err, res) => (err ? reject(err) : resolve(res))));
+      expect(v.runtimeName).toBe('cri-adapter');
+      expect(await countedAfter(port, mid)).toEqual({ native: 1, rewritten: 0 });
+    } finally {
+      js.close();
+    }
+  });
+
+  it('a connection that PINGs, or idles, before its first request is answered at once and served through the rewriter', async () => {
+    const before = await connectionCounts(port);
+    const pinger = await RawH2Client.connect(adapter.socket, { waitForSettings: true });
+    const idle = await RawH2Client.connect(adapter.socket, { waitForSettings: true });
+    try {
+      expect(await pinger.ping()).toBeLessThan(1000);
+      const r = await pinger.request(1, versionCall('localhost'), versionBody);
+      expect(header(r.trailers, 'grpc-status')).toBe('0');
+      // Past the sorting window (2 s) with nothing sent: served through the wrapper, which still works.
+      await new Promise((res) => setTimeout(res, 2300));
+      const late = await idle.request(1, versionCall(adapter.socket), versionBody);
+      expect(header(late.trailers, 'grpc-status')).toBe('0');
+      expect(await connectionCounts(port)).toEqual({ native: before.native, rewritten: before.rewritten + 2 });
+      expect(pinger.goaway).toBeUndefined();
+      expect(idle.goaway).toBeUndefined();
+    } finally {
+      pinger.close();
+      idle.close();
     }
   });
 

@@ -47,18 +47,53 @@ export class RawH2Client {
     socket.on('error', () => undefined);
   }
 
-  static connect(socketPath: string): Promise<RawH2Client> {
+  /**
+   * Connects and sends the client preface. With `waitForSettings`, resolves
+   * only once the server's first SETTINGS frame has come, as grpc-go does
+   * before it sends any request.
+   */
+  static connect(socketPath: string, options: { waitForSettings?: boolean; timeoutMs?: number } = {}): Promise<RawH2Client> {
     return new Promise((resolve, reject) => {
       const s = net.connect(socketPath, () => {
         // As grpc-go: preface, SETTINGS, and a connection WINDOW_UPDATE.
         const wu = Buffer.alloc(4);
         wu.writeUInt32BE(65535 * 16);
         s.write(Buffer.concat([PREFACE, h2Frame(FRAME.SETTINGS, 0, 0), h2Frame(FRAME.WINDOW_UPDATE, 0, 0, wu)]));
-        resolve(new RawH2Client(s));
+        const client = new RawH2Client(s);
+        if (!options.waitForSettings) return resolve(client);
+        const timer = setTimeout(() => reject(new Error('no SETTINGS from the server')), options.timeoutMs ?? 5000);
+        client.onSettings = () => {
+          clearTimeout(timer);
+          client.onSettings = undefined;
+          resolve(client);
+        };
       });
       s.once('error', reject);
     });
   }
+
+  /** Called on each SETTINGS frame (not ACK) the server sends. */
+  private onSettings: (() => void) | undefined;
+  /** SETTINGS frames (not ACKs) received so far. */
+  settingsReceived = 0;
+
+  /** Sends a PING and resolves with how long its ACK took, in ms. */
+  ping(timeoutMs = 5000): Promise<number> {
+    const start = process.hrtime.bigint();
+    const payload = Buffer.from('cri-ping');
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no PING ACK in ${timeoutMs} ms`)), timeoutMs);
+      this.onPingAck = (p) => {
+        if (!p.equals(payload)) return;
+        clearTimeout(timer);
+        this.onPingAck = undefined;
+        resolve(Number(process.hrtime.bigint() - start) / 1e6);
+      };
+      this.socket.write(h2Frame(FRAME.PING, 0, 0, payload));
+    });
+  }
+
+  private onPingAck: ((payload: Buffer) => void) | undefined;
 
   /** Sends one request (HEADERS with `fields`, then one DATA frame with END_STREAM) and waits for its end. */
   request(streamId: number, fields: HeaderField[], body: Buffer, timeoutMs = 10_000): Promise<StreamResult & { headerBlock: Buffer }> {
@@ -110,10 +145,15 @@ export class RawH2Client {
     const s = this.streams.get(streamId);
     switch (type) {
       case FRAME.SETTINGS:
-        if (!(flags & 0x1)) this.socket.write(h2Frame(FRAME.SETTINGS, 0x1, 0));
+        if (!(flags & 0x1)) {
+          this.settingsReceived++;
+          this.socket.write(h2Frame(FRAME.SETTINGS, 0x1, 0));
+          this.onSettings?.();
+        }
         break;
       case FRAME.PING:
         if (!(flags & 0x1)) this.socket.write(h2Frame(FRAME.PING, 0x1, 0, payload));
+        else this.onPingAck?.(payload);
         break;
       case FRAME.GOAWAY:
         this.goaway = { lastStreamId: payload.readUInt32BE(0) & 0x7fffffff, code: payload.readUInt32BE(4) };

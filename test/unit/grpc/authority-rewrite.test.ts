@@ -162,4 +162,50 @@ describe('ClientStreamRewriter', () => {
     const http1 = Buffer.from('GET / HTTP/1.1\r\nHost: /x\r\n\r\n');
     expect(feedInPieces(http1, 4)).toEqual(http1);
   });
+
+  describe('after a SETTINGS frame of our own went out first', () => {
+    const ACK = frame(0x4, 0x1, 0);
+    const ping = frame(0x6, 0, 0, Buffer.alloc(8));
+
+    it('drops the client\'s first SETTINGS ACK wherever it falls, and only that one', () => {
+      const e = new HpackEncoder({ indexing: true, huffman: true });
+      const block = frame(0x1, 0x4, 1, e.encode(request('localhost')));
+      // grpc-go: ACK before the first request; grpc-js: the request first, ACK after.
+      for (const order of [[SETTINGS, ACK, block, dataFrame(1), ACK], [SETTINGS, block, dataFrame(1), ACK, ACK]]) {
+        const expected = Buffer.concat([PREFACE, ...order.filter((f, i) => f !== ACK || i !== order.indexOf(ACK))]);
+        for (const cut of [1, 4, 9, 1000]) {
+          const rw = new ClientStreamRewriter({ ownSettingsSent: true });
+          expect(feedInPieces(Buffer.concat([PREFACE, ...order]), cut, rw)).toEqual(expected);
+          expect(rw.done).toBe(true);
+          expect(rw.rewriting).toBe(false);
+        }
+      }
+    });
+
+    it('is not done before both the ACK and a clean first block have come; an old client is rewritten', () => {
+      const e = new HpackEncoder({ indexing: true, huffman: true });
+      const clean = new ClientStreamRewriter({ ownSettingsSent: true });
+      clean.feed(Buffer.concat([PREFACE, SETTINGS, frame(0x1, 0x4, 1, e.encode(request('localhost')))]));
+      expect(clean.done).toBe(false);
+      expect(clean.feed(ACK)).toEqual([]);
+      expect(clean.done).toBe(true);
+
+      const old = new ClientStreamRewriter({ ownSettingsSent: true });
+      const out = Buffer.concat(old.feed(Buffer.concat([PREFACE, SETTINGS, ACK, frame(0x1, 0x4, 1, new HpackEncoder({ indexing: true, huffman: true }).encode(request('/run/x.sock')))])));
+      expect(old.rewriting).toBe(true);
+      expect(old.done).toBe(false);
+      expect(serverView(out).filter((f) => f.type === 0x4)).toHaveLength(1);
+      expect(serverView(out).find((f) => f.type === 0x1)?.fields).toContainEqual({ name: ':authority', value: '%2Frun%2Fx.sock' });
+    });
+
+    it('notes a PING, and keeps a non-HTTP/2 client\'s bytes whole', () => {
+      const rw = new ClientStreamRewriter({ ownSettingsSent: true });
+      expect(Buffer.concat(rw.feed(Buffer.concat([PREFACE, SETTINGS, ping])))).toEqual(Buffer.concat([PREFACE, SETTINGS, ping]));
+      expect(rw.pingSeen).toBe(true);
+      const http1 = Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+      const rw1 = new ClientStreamRewriter({ ownSettingsSent: true });
+      expect(feedInPieces(http1, 4, rw1)).toEqual(http1);
+      expect(rw1.done).toBe(true);
+    });
+  });
 });
