@@ -10,6 +10,7 @@ import {
 } from '@grpc/grpc-js';
 import { performance } from 'node:perf_hooks';
 import { AdapterError, CancelledError, DeadlineExceededError, ResourceExhaustedError } from '../errors';
+import { RefusedRequest } from '../grpc/decode-budget';
 import type { Logger } from '../log/logger';
 import { LongTimer, setTimerAt } from '../util/long-timer';
 import { criOperationMeter } from '../metrics';
@@ -205,6 +206,11 @@ export function implement<S>(
           call.emit('error', { code: GrpcStatus.UNIMPLEMENTED, details });
           return;
         }
+        if (call.request instanceof RefusedRequest) {
+          log(undefined, start, GrpcStatus.INVALID_ARGUMENT, call.request.details);
+          call.emit('error', { code: GrpcStatus.INVALID_ARGUMENT, details: call.request.details });
+          return;
+        }
         const { ctx, done } = contextFor(call, drain, logger);
         const send = (message: unknown) => {
           encodeBounded(method.responseSerialize, message, rpcName);
@@ -246,6 +252,12 @@ export function implement<S>(
         const details = `cri-adapter does not implement ${serviceName}/${rpcName}`;
         log(call.request, start, GrpcStatus.UNIMPLEMENTED, details);
         callback({ code: GrpcStatus.UNIMPLEMENTED, details });
+        return;
+      }
+      // Over the decode budget (grpc/decode-budget.ts): refused before any handler.
+      if (call.request instanceof RefusedRequest) {
+        log(undefined, start, GrpcStatus.INVALID_ARGUMENT, call.request.details);
+        callback({ code: GrpcStatus.INVALID_ARGUMENT, details: call.request.details });
         return;
       }
       let settled: Promise<unknown>;

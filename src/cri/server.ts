@@ -3,7 +3,6 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { sortConnection } from '../grpc/authority-rewrite';
-import { refuseOverBudget } from '../grpc/decode-budget';
 import type { Logger } from '../log/logger';
 import { criConnections } from '../metrics';
 
@@ -43,8 +42,6 @@ export class CriServer {
   private readonly server = new Server({
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.max_send_message_length': 16 * 1024 * 1024,
-    // Requests over the decode budget (grpc/decode-budget.ts) are answered here, before any handler.
-    interceptors: [refuseOverBudget],
   });
 
   private readonly listener = net.createServer();
