@@ -42,6 +42,9 @@ export class CriServer {
   private readonly server = new Server({
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.max_send_message_length': 16 * 1024 * 1024,
+    // Nothing here serves channelz, and grpc-js's per-call channelz bookkeeping (a handler, a
+    // listener, counters and timestamps for each call) was a visible share of a Status call's CPU.
+    'grpc.enable_channelz': 0,
   });
 
   private readonly listener = net.createServer();
