@@ -10,6 +10,8 @@ import type { ContainerdConnection } from './connection';
 // containerd's default gRPC receive limit is 16 MiB; 1 MiB chunks keep each message well below it
 // (and a download's socket-sized pieces are gathered up to it: containerd answers every message).
 const CHUNK = 1024 * 1024;
+/** WRITE messages of one blob queued towards containerd at once (see copyIntoContent). */
+const WRITES_IN_FLIGHT = 2;
 
 export interface BlobToWrite {
   /** Ingest ref: one per blob, so a resumed or concurrent write of the same blob is locked by containerd. */
@@ -166,11 +168,24 @@ async function copyIntoContent(conn: ContainerdConnection, blob: BlobToWrite, ct
   // Failures are observed through `failure` while writing and through `await done` at the end.
   done.catch(() => undefined);
 
+  // At most WRITES_IN_FLIGHT messages handed to grpc-js and not yet written out: its stream
+  // buffers 16 messages (16 MiB of a layer) before it asks us to wait, which is where a pull's
+  // memory went (three layers at once: ~50 MB, kept by malloc after the pull). Two keep the
+  // socket busy while the next megabyte is filled.
+  let inFlight = 0;
+  let written: (() => void) | undefined;
   const send = (message: Buffer) =>
     Promise.race([
       new Promise<void>((resolve) => {
-        if (stream.write(message)) resolve();
-        else stream.once('drain', () => resolve());
+        inFlight++;
+        stream.write(message, () => {
+          inFlight--;
+          const wake = written;
+          written = undefined;
+          wake?.();
+        });
+        if (inFlight < WRITES_IN_FLIGHT) resolve();
+        else written = resolve;
       }),
       // A stream that failed or a caller that left never drains.
       done.then(() => undefined),
