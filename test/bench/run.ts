@@ -4,6 +4,7 @@ import { startHarness } from '../harness';
 import { startAdapter } from '../support/adapter-process';
 import { criClient } from '../support/cri-client';
 import { harnessAdapterArgs } from '../support/harness-adapter';
+import net from 'node:net';
 import { containers } from './scenarios/containers';
 import { execLogs } from './scenarios/exec-logs';
 import { images } from './scenarios/images';
@@ -42,6 +43,18 @@ function printTable(rows: BenchRow[]): void {
   for (const b of body) console.log(line(b));
 }
 
+/** A TCP port on 127.0.0.1 nothing listens on now. */
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
   const harness = await startHarness();
@@ -52,16 +65,19 @@ async function main(): Promise<void> {
   );
   const criPlugin = criClient(harness.containerd.address);
   try {
+    // The daemon logs at warn here, so its metrics port is chosen for it, not read from its info line.
+    const adapterMetricsPort = await freeLoopbackPort();
     adapter = await startAdapter({
       containerdAddress: harness.containerd.address,
       namespace: 'cri-adapter-bench',
       cniConfDir: harness.cni.confDir,
       // The harness's hosts.toml (plain http to the local registry), as containerd's CRI plugin uses.
-      extraArgs: harnessAdapterArgs(harness, ['--log-level', 'warn']),
+      // Metrics on, as deploy/install.sh configures a node (the memory notes read the heap figures there).
+      extraArgs: harnessAdapterArgs(harness, ['--log-level', 'warn', '--metrics-address', `127.0.0.1:${adapterMetricsPort}`]),
     });
     await containerd.start();
     const printed: string[] = [];
-    const ctx: BenchContext = { harness, adapter, criPlugin, containerd, print: (text) => printed.push(text) };
+    const ctx: BenchContext = { harness, adapter, adapterMetricsPort, criPlugin, containerd, print: (text) => printed.push(text) };
     const rows: BenchRow[] = [];
     for (const s of SCENARIOS) {
       if (only.length && !only.includes(s.name)) continue;

@@ -9,6 +9,8 @@ export interface BenchContext {
   harness: Harness;
   /** The adapter under test, through its CRI socket. */
   adapter: AdapterProcess;
+  /** The port of the adapter's metrics endpoint (Node heap figures for memory notes). */
+  adapterMetricsPort: number;
   /** containerd's built-in CRI plugin, on containerd's own socket (the same containerd). */
   criPlugin: CriClient;
   /** A direct client to containerd's API, for floors. */

@@ -15,7 +15,8 @@ import {
 } from '../../../src/gen/runtime/v1/api';
 import type { CriClient } from '../../support/cri-client';
 import { summarize, timeCalls } from '../measure';
-import { cpuMsOf, pidWithArg, rssMb } from '../proc';
+import { getMetrics } from '../../support/metrics-endpoint';
+import { cpuMsOf, pidWithArg, rssKindsMb, rssMb } from '../proc';
 import type { BenchContext, BenchRow, Scenario } from '../types';
 
 /**
@@ -217,6 +218,13 @@ async function kubeletRound(side: Side, seconds: number): Promise<{ cpuPerS: num
 
 const median = (xs: number[]): number => summarize(xs).p50;
 
+/** The daemon's own heap figures, in MB, from prom-client's Node metrics. */
+async function nodeHeapMb(port: number): Promise<{ used: number; total: number; external: number }> {
+  const body = (await getMetrics(port)).body;
+  const mb = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(body)?.[1] ?? NaN) / (1024 * 1024);
+  return { used: mb('nodejs_heap_size_used_bytes'), total: mb('nodejs_heap_size_total_bytes'), external: mb('nodejs_external_memory_bytes') };
+}
+
 export const scale: Scenario = {
   name: 'scale',
   async run(ctx: BenchContext): Promise<BenchRow[]> {
@@ -317,6 +325,13 @@ export const scale: Scenario = {
         note('kubelet loop CPU ms/s adapter alone', median(adapterOnly));
         note('kubelet loop CPU ms/s containerd (plugin)', median(lp));
         note('RSS MB adapter', rssMb(adapterPid));
+        const kinds = rssKindsMb(adapterPid);
+        const heap = await nodeHeapMb(ctx.adapterMetricsPort);
+        note('RSS MB adapter: anonymous', kinds.anon);
+        note('RSS MB adapter: file-backed', kinds.file);
+        note('MB adapter: V8 heap used', heap.used);
+        note('MB adapter: V8 heap total', heap.total);
+        note('MB adapter: external (Buffers)', heap.external);
         note('RSS MB containerd (both runtimes)', rssMb(containerdPid));
       }
       const head = ['figure', ...counts.map((n) => `N=${n}`), `per pod (N=${counts[0]}..${counts[counts.length - 1]})`];
