@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import type { AdapterConfig } from './config/load';
 import { ContainerdConnection } from './containerd/connection';
 import { abortIngests } from './containerd/content';
-import { dropReadyLeases, releaseStaleLeases } from './containerd/leases';
+import { releaseStaleLeases } from './containerd/leases';
 import { PULL_INGEST_PREFIX } from './image/pull';
 import { CriServer } from './cri/server';
 import { registerCriServices } from './cri/services';
@@ -246,8 +246,6 @@ export class Daemon {
     const conn = this.services!.containerd;
     try {
       const ingests = atStart ? await abortIngests(conn, PULL_INGEST_PREFIX) : 0;
-      // After a gap containerd may be a new one with other metadata: leases made ahead are made again.
-      if (!atStart) await dropReadyLeases(conn);
       const leases = await releaseStaleLeases(conn);
       if (leases || ingests) this.logger.info('released leftovers of interrupted work', { leases, ingests });
     } catch (err) {
@@ -331,8 +329,6 @@ export class Daemon {
     s?.cni.stop();
     s?.cdi.stop();
     s?.events.stop();
-    // Leases made ahead protect nothing; left, they would wait for the next start's sweep or their expiry.
-    if (s) await dropReadyLeases(s.containerd);
     s?.containerd.close();
     s?.registry.close();
     await this.metrics.close();

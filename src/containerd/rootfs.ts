@@ -68,7 +68,7 @@ export async function createOnRootfs<T>(
   undo: UndoStack,
   call: CallContext,
 ): Promise<{ mounts: Mount[]; value: T }> {
-  return withLease(conn, { expireAfterSeconds: 600, releaseInBackground: true, madeAhead: true }, call, async (leased) => {
+  return withLease(conn, { expireAfterSeconds: 600, releaseInBackground: true }, call, async (leased) => {
     const { mounts } = await snapshotStep(conn, rootfs, undo, leased);
     const { container, value } = await object.build(mounts, leased);
     await containerStep(conn, rootfs, object.what, container, undo, leased);

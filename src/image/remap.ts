@@ -146,7 +146,7 @@ export class RemappedSnapshots {
     if (!ranges) return use(image.chainId ?? '');
     const name = await step('remap the image for the user namespace', () => this.copyFor(image, ranges, call));
     const { conn, snapshotter } = this.deps;
-    return withLease(conn, { expireAfterSeconds: HOLD_SECONDS, releaseInBackground: true, madeAhead: true }, call, async (held) => {
+    return withLease(conn, { expireAfterSeconds: HOLD_SECONDS, releaseInBackground: true }, call, async (held) => {
       await conn.leases.addResource({ id: held.lease!, resource: { id: name, type: `snapshots/${snapshotter}` } }, call);
       return use(name);
     });

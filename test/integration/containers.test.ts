@@ -35,8 +35,6 @@ import {
   StreamContainersRequest,
   UpdateContainerResourcesRequest,
 } from '../../src/gen/runtime/v1/api';
-import { ContainerdConnection } from '../../src/containerd/connection';
-import { silentLogger } from '../../src/log/logger';
 import { loadHarnessEnv } from '../harness/env';
 import { BuiltImage, busyboxImage, MEDIA_TYPE, pushImage, sha256 } from '../harness/images';
 import { AdapterProcess, startAdapter } from '../support/adapter-process';
@@ -241,8 +239,6 @@ afterAll(async () => {
       await adapter.stop();
       expect(left.containers).toEqual([]);
       expect(left.tasks).toEqual([]);
-      // A stopped adapter deletes the leases it made ahead.
-      expect((await ctr('leases', 'ls', '-q')).filter((id) => id.startsWith('cri-adapter-'))).toEqual([]);
     }
   } finally {
     if (logDir) rmSync(logDir, { recursive: true, force: true });
@@ -733,28 +729,6 @@ describe('life cycle', () => {
     expect(existsSync(logFile('cycle'))).toBe(true);
     // Removing twice is fine.
     await client.runtime.removeContainer({ containerId: id });
-  });
-
-  test('CreateContainer runs under a lease made ahead: the one ready before it is gone after, two are ready again, none holds anything', async () => {
-    /** The adapter's leases (its IDs start so; the harness's own do not). */
-    const adapterLeases = async () => (await ctr('leases', 'ls', '-q')).filter((id) => id.startsWith('cri-adapter-')).sort();
-    const first = await create(pod, ctrConfig('lease-first', shell('true')));
-    // The first create of a process may find none ready; it starts the supply.
-    await waitFor('two leases ready', async () => ((await adapterLeases()).length === 2 ? true : undefined), { timeoutMs: 5000 });
-    const ready = await adapterLeases();
-    const second = await create(pod, ctrConfig('lease-second', shell('true')));
-    await waitFor('the supply topped up', async () => {
-      const now = await adapterLeases();
-      return now.length === 2 && now.filter((id) => ready.includes(id)).length === 1 ? now : undefined;
-    }, { timeoutMs: 5000 });
-    const conn = new ContainerdConnection({ address: h.containerd.address, namespace: NS, callTimeoutMs: 20_000 }, silentLogger());
-    await conn.start();
-    try {
-      for (const id of await adapterLeases()) expect((await conn.leases.listResources({ id })).resources).toEqual([]);
-    } finally {
-      conn.close();
-    }
-    for (const id of [first, second]) await client.runtime.removeContainer({ containerId: id });
   });
 
   test('RemovePodSandbox removes its containers, running or not', async () => {
