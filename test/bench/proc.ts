@@ -13,17 +13,23 @@ export function cpuMs(pid: number): number {
   return ((utime + stime) * 1000) / CLOCK_TICKS_PER_S;
 }
 
+/** A "Name:   N kB" field of /proc/PID/status text, in MB; NaN when the field is absent. */
+function statusFieldMb(status: string, name: string): number {
+  const m = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status);
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+const procStatus = (pid: number) => readFileSync(`/proc/${pid}/status`, 'utf8');
+
 /** Resident set size of a process, in MB, from /proc/PID/status. */
 export function rssMb(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
+  return statusFieldMb(procStatus(pid), 'VmRSS');
 }
 
 /** Resident memory of a process by kind, in MB, from /proc/PID/status: anonymous (heaps, malloc) and file-backed (code). */
 export function rssKindsMb(pid: number): { anon: number; file: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) / 1024;
-  return { anon: kb('RssAnon'), file: kb('RssFile') };
+  const status = procStatus(pid);
+  return { anon: statusFieldMb(status, 'RssAnon'), file: statusFieldMb(status, 'RssFile') };
 }
 
 /** Summed CPU time of several processes, in ms. */

@@ -4,7 +4,7 @@ import { startHarness } from '../harness';
 import { startAdapter } from '../support/adapter-process';
 import { criClient } from '../support/cri-client';
 import { harnessAdapterArgs } from '../support/harness-adapter';
-import net from 'node:net';
+import { freePort } from '../harness/util';
 import { containers } from './scenarios/containers';
 import { execLogs } from './scenarios/exec-logs';
 import { images } from './scenarios/images';
@@ -43,18 +43,6 @@ function printTable(rows: BenchRow[]): void {
   for (const b of body) console.log(line(b));
 }
 
-/** A TCP port on 127.0.0.1 nothing listens on now. */
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
   const harness = await startHarness();
@@ -66,7 +54,7 @@ async function main(): Promise<void> {
   const criPlugin = criClient(harness.containerd.address);
   try {
     // The daemon logs at warn here, so its metrics port is chosen for it, not read from its info line.
-    const adapterMetricsPort = await freeLoopbackPort();
+    const adapterMetricsPort = await freePort();
     adapter = await startAdapter({
       containerdAddress: harness.containerd.address,
       namespace: 'cri-adapter-bench',

@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
-import * as net from 'node:net';
 import path from 'node:path';
 import { ContainerConfig, DeepPartial, PodSandboxConfig, PullImageRequest, RunPodSandboxRequest } from '../../src/gen/runtime/v1/api';
 import type { HarnessDescription } from '../harness';
 import type { AdapterProcess } from './adapter-process';
 import { startHarnessAdapter } from './harness-adapter';
 import { startContainerIn } from './pod-containers';
+import { freePort } from '../harness/util';
 
 /** kubectl where it is installed (the suites that drive it skip without it). */
 export const KUBECTL = ['/usr/bin/kubectl', '/usr/local/bin/kubectl'].find((p) => existsSync(p));
@@ -101,16 +101,6 @@ export async function kubectlAttachLine(args: string[], env: NodeJS.ProcessEnv, 
   return { out, code };
 }
 
-/** A local port nobody listens on right now. */
-export function freeLocalPort(): Promise<number> {
-  return new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
 /**
  * Runs `kubectl <args> port-forward <pod> <local>:8080` and waits until the
  * pod's web page comes through it (up to 10 s), then hands the local port to
@@ -121,7 +111,7 @@ export async function throughKubectlPortForward(
   env: NodeJS.ProcessEnv,
   check: (local: number, firstBody: string) => Promise<void>,
 ): Promise<void> {
-  const local = await freeLocalPort();
+  const local = await freePort();
   const child = execFile(KUBECTL!, args(local), { env });
   try {
     let body = '';
