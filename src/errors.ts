@@ -54,6 +54,12 @@ export class InternalError extends AdapterError {
   readonly kind = 'Internal' as const;
 }
 
+/** Bytes did not hash to the digest they were requested or stored by (a registry's answer, a blob at commit). */
+export class DigestMismatchError extends InternalError {
+  expected?: string;
+  actual?: string;
+}
+
 /** What `p` resolves to, or undefined when it fails with NotFound: for objects whose absence is an answer. */
 export async function unlessNotFound<T>(p: Promise<T>): Promise<T | undefined> {
   try {

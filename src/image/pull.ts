@@ -4,7 +4,7 @@ import type { CallContext } from '../containerd/call';
 import type { ContainerdConnection } from '../containerd/connection';
 import { blobExists, setBlobLabels, writeBlob } from '../containerd/content';
 import { withLease } from '../containerd/leases';
-import { AdapterError, AlreadyExistsError, CancelledError, InvalidArgumentError } from '../errors';
+import { AdapterError, AlreadyExistsError, CancelledError, DigestMismatchError, InvalidArgumentError, withContext } from '../errors';
 import type { Descriptor as ContainerdDescriptor } from '../gen/containerd/types/descriptor';
 import type { Logger } from '../log/logger';
 import { imagePulls } from '../metrics';
@@ -146,14 +146,18 @@ async function pullImageOnce(
             onIngestLingers: (ingest) => logger.warn('a failed blob write left its ingest behind', { image: ref.string(), digest: desc.digest, ingest }),
           },
           wctx,
-        );
+        ).catch((err: unknown) => {
+          throw err instanceof DigestMismatchError ? withContext(err, `pull of ${ref.string()} from ${ref.domain}`) : err;
+        });
         imagePulls.bytes(desc.size);
       } finally {
         blobWrites.delete(key);
         release();
       }
     };
-    const fetch = (desc: Descriptor) => async () => (await source.fetchBlob(ref, desc, signal, { auth })).stream;
+    // Layers are not hashed here: containerd hashes what it is sent and refuses a commit whose
+    // digest is not the expected one (a DigestMismatchError from writeBlob, given the pull's name below).
+    const fetch = (desc: Descriptor) => async () => (await source.fetchBlob(ref, desc, signal, { auth, verify: false })).stream;
 
     // The config names the layers' uncompressed digests, which unpacking and GC labels need.
     const configBytes = await readAll((await source.fetchBlob(ref, resolved.config, ctx.signal, { auth })).stream);

@@ -1,4 +1,4 @@
-import { abortError, AdapterError, classOfKind, ErrorClass, FailedPreconditionError, InternalError } from '../../errors';
+import { abortError, AdapterError, classOfKind, DigestMismatchError, ErrorClass, FailedPreconditionError, InternalError } from '../../errors';
 
 /**
  * Registry-specific refinements of the domain errors. They keep the base
@@ -11,12 +11,7 @@ export class RegistryAuthError extends FailedPreconditionError {
   status?: number;
 }
 
-/** Bytes did not hash to the digest they were requested by. */
-export class DigestMismatchError extends InternalError {
-  expected?: string;
-  actual?: string;
-}
-
+export { DigestMismatchError };
 export type { ErrorClass };
 
 /**
