@@ -10,6 +10,7 @@ import type { KeyedMutex } from '../util/keyed-mutex';
 import type { LongTimer } from '../util/long-timer';
 import type { PendingCreations } from '../util/pending';
 import type { NameRegistrar } from '../util/name-registrar';
+import type { ImageEtcCache } from './image-files';
 import type { ContainerRecord } from './model';
 
 /** The paths a task's stdio is wired to (FIFOs the adapter reads), or '' for none. */
@@ -71,6 +72,8 @@ export interface ContainerContext {
   killTimers: Map<string, LongTimer>;
   /** CreateContainer calls under way or interrupted (see container/recover.ts). */
   pending: PendingCreations<ContainerMarker>;
+  /** Each image's /etc/passwd and /etc/group, once read (see ImageEtcCache). */
+  imageEtc: ImageEtcCache;
 }
 
 export interface ContainerMarker {

@@ -43,3 +43,37 @@ export async function readImageFile(mounts: Mount[], file: string): Promise<stri
   }
   return undefined;
 }
+
+/** An image's /etc/passwd and /etc/group as a new container of it sees them (undefined: absent). */
+export interface ImageEtcFiles {
+  passwd?: string;
+  group?: string;
+}
+
+/** Files larger than this are read again per container rather than kept. */
+const CACHED_FILE_BYTES = 64 * 1024;
+const CACHED_IMAGES = 256;
+
+/**
+ * The /etc files of each image top layer (snapshotter and parent snapshot),
+ * once one container of it has read them. A new container's upper layer is
+ * empty and a committed snapshot never changes, so every container over the
+ * same parent sees the same files: a later container's spec can be built
+ * before its snapshot exists, and then it needs no lease (createThenRootfs).
+ * Bounded in entries and in file size; the oldest entry goes first.
+ */
+export class ImageEtcCache {
+  private readonly entries = new Map<string, ImageEtcFiles>();
+
+  get(snapshotter: string, parent: string): ImageEtcFiles | undefined {
+    return parent ? this.entries.get(`${snapshotter}\n${parent}`) : undefined;
+  }
+
+  remember(snapshotter: string, parent: string, files: ImageEtcFiles): void {
+    if (!parent || [files.passwd, files.group].some((f) => f !== undefined && f.length > CACHED_FILE_BYTES)) return;
+    const key = `${snapshotter}\n${parent}`;
+    this.entries.delete(key);
+    this.entries.set(key, files);
+    if (this.entries.size > CACHED_IMAGES) this.entries.delete(this.entries.keys().next().value!);
+  }
+}

@@ -151,13 +151,22 @@ export function checkImageMounts(mounts: readonly Mount[], images: Pick<ImageSto
  * until the container's labels do; each step's reverse goes on `undo`.
  * Returns the records and the GC labels the container must carry.
  */
+/** The views made for a container's image mounts, and the labels that name them on its object. */
+export interface PreparedImageMounts {
+  records: ImageMountRecord[];
+  labels: Record<string, string>;
+}
+
+/** A container that mounts no image. */
+export const noImageMounts = (): PreparedImageMounts => ({ records: [], labels: {} });
+
 export async function prepareImageMounts(
   deps: ImageMountDeps,
   containerId: string,
   mounts: readonly Mount[],
   leased: CallContext,
   undo: UndoStack,
-): Promise<{ records: ImageMountRecord[]; labels: Record<string, string> }> {
+): Promise<PreparedImageMounts> {
   const records: ImageMountRecord[] = [];
   const labels: Record<string, string> = {};
   for (const [index, m] of mounts.entries()) {

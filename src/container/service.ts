@@ -12,6 +12,7 @@ import type { AttachedIo, ContainerContext, ContainerEventKind } from './context
 import { createContainer } from './create';
 import { ExecOptions, ExecProcess } from './exec-process';
 import { execSync, ExecSyncResult, execTimeoutSeconds } from './exec-sync';
+import { ImageEtcCache } from './image-files';
 import { recordExit, removeContainer, startContainer, stopContainer } from './lifecycle';
 import type { ContainerRecord } from './model';
 import { reconcileContainers, recoverContainers, sweepContainerLeftovers } from './recover';
@@ -43,6 +44,7 @@ export class ContainerService {
       events: new EventEmitter(),
       killTimers: new Map(),
       pending: new PendingCreations(path.join(deps.config.root, 'pending', 'containers'), () => this.sweeper.soon()),
+      imageEtc: new ImageEtcCache(),
     };
     this.sweeper = new LeftoverSweeper(
       () => sweepContainerLeftovers(this.ctx, {}),

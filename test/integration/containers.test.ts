@@ -328,6 +328,17 @@ describe('user', () => {
     expect(withGroup.status.user?.linux).toEqual({ uid: 1000n, gid: 2000n, supplementalGroups: [2000n, 3000n] });
   });
 
+  test('a later container of an image resolves its user from the /etc files an earlier one read', async () => {
+    // The first container of the image reads /etc/passwd and /etc/group through its snapshot; later ones
+    // use what it read and are created before their snapshot exists.
+    const config = { image: { image: userImage }, command: ['id'], linux: { securityContext: { runAsUsername: 'app' } } };
+    const first = await run(pod, 'user-etc-first', config);
+    const later = await run(pod, 'user-etc-later', config);
+    expect(first.stdout).toEqual(['uid=1000(app) gid=1000(app) groups=1000(app),2000(extra)']);
+    expect(later.stdout).toEqual(first.stdout);
+    expect(later.status.user?.linux).toEqual({ uid: 1000n, gid: 1000n, supplementalGroups: [1000n, 2000n] });
+  });
+
   test('a user name the image does not know is refused at create', async () => {
     const err = await criError(create(pod, ctrConfig('user-unknown', { linux: { securityContext: { runAsUsername: 'nosuchuser' } } })));
     expect(err.code).toBe(Code.INVALID_ARGUMENT);
