@@ -10,6 +10,14 @@ import { Daemon } from './daemon';
 import { runDoctor } from './doctor';
 import { createLogger } from './log/logger';
 
+// Node 20's AsyncResource.bind, which its HTTP/2 client runs for every request (each containerd
+// call), wraps two accessors with util.deprecate each time, and its GC performance entries
+// (prom-client watches them) do the same per collection: a few microseconds a call of
+// Object.setPrototypeOf on fresh closures. With noDeprecation set, deprecate returns the function
+// as it is. The daemon gives up Node's own deprecation warnings, which only name Node APIs the code
+// uses and are for its developers: `node --trace-deprecation dist/src/main.js` keeps them.
+if (!process.traceDeprecation && !process.throwDeprecation) process.noDeprecation = true;
+
 function packageVersion(): string {
   // dist/src/main.js and src/main.ts both sit two levels below the package root.
   for (const candidate of [path.join(__dirname, '..', '..', 'package.json'), path.join(__dirname, '..', 'package.json')]) {
