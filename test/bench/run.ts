@@ -5,12 +5,13 @@ import { startAdapter } from '../support/adapter-process';
 import { criClient } from '../support/cri-client';
 import { harnessAdapterArgs } from '../support/harness-adapter';
 import { freePort } from '../harness/util';
+import { rssKindsMb } from './proc';
 import { containers } from './scenarios/containers';
 import { execLogs } from './scenarios/exec-logs';
 import { images } from './scenarios/images';
 import { metrics } from './scenarios/metrics';
 import { sandboxes } from './scenarios/sandboxes';
-import { scale } from './scenarios/scale';
+import { nodeHeapMb, scale } from './scenarios/scale';
 import { streaming } from './scenarios/streaming';
 import { versionStatus } from './scenarios/version-status';
 import type { BenchContext, BenchRow, Scenario } from './types';
@@ -67,10 +68,20 @@ async function main(): Promise<void> {
     const printed: string[] = [];
     const ctx: BenchContext = { harness, adapter, adapterMetricsPort, criPlugin, containerd, print: (text) => printed.push(text) };
     const rows: BenchRow[] = [];
+    const printRss = async (when: string) => {
+      const rss = rssKindsMb(adapter!.process.pid!);
+      const heap = await nodeHeapMb(adapterMetricsPort);
+      process.stderr.write(
+        `  adapter RSS ${when}: anonymous ${rss.anon.toFixed(1)} MB (V8 heap ${heap.total.toFixed(1)} (used ${heap.used.toFixed(1)}), Buffers ${heap.external.toFixed(1)}), file-backed ${rss.file.toFixed(1)} MB\n`,
+      );
+    };
+    await printRss('at start');
     for (const s of SCENARIOS) {
       if (only.length && !only.includes(s.name)) continue;
       process.stderr.write(`running ${s.name}...\n`);
       rows.push(...(await s.run(ctx)));
+      // What each scenario leaves resident in the daemon (the scale scenario's RSS row comes after all earlier ones).
+      await printRss(`after ${s.name}`);
     }
     console.log(`\ncri-adapter benchmarks (${new Date().toISOString()}); ratio = subject / reference, measured in the same run\n`);
     printTable(rows);

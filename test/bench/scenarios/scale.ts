@@ -219,7 +219,7 @@ async function kubeletRound(side: Side, seconds: number): Promise<{ cpuPerS: num
 const median = (xs: number[]): number => summarize(xs).p50;
 
 /** The daemon's own heap figures, in MB, from prom-client's Node metrics. */
-async function nodeHeapMb(port: number): Promise<{ used: number; total: number; external: number }> {
+export async function nodeHeapMb(port: number): Promise<{ used: number; total: number; external: number }> {
   const body = (await getMetrics(port)).body;
   const mb = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(body)?.[1] ?? NaN) / (1024 * 1024);
   return { used: mb('nodejs_heap_size_used_bytes'), total: mb('nodejs_heap_size_total_bytes'), external: mb('nodejs_external_memory_bytes') };
