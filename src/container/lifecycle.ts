@@ -100,8 +100,9 @@ export async function recordExit(
     pid: 0,
     killAt: undefined,
   });
-  await deleteTask(ctx.conn, record.id).catch((err: unknown) =>
-    ctx.logger.warn('deleting exited task failed', { containerId: record.id, error: (err as Error).message }),
+  await deleteTask(ctx.conn, record.id).then(
+    () => (record.taskDeleted = true),
+    (err: unknown) => ctx.logger.warn('deleting exited task failed', { containerId: record.id, error: (err as Error).message }),
   );
   containerMetrics.exited(record.oomKilled);
   ctx.events.emit('event', 'stopped', record);
@@ -241,7 +242,7 @@ export async function removeContainer(ctx: ContainerContext, record: ContainerRe
       await stopTask(ctx.conn, id, 9, 0, call);
       await syncExit(ctx, record, call);
     }
-    await deleteTask(ctx.conn, id, call);
+    if (!record.taskDeleted) await deleteTask(ctx.conn, id, call);
     await ctx.io.finish(id).catch(() => undefined);
     // Independent of each other once the task is gone; a failure leaves the record for a retry.
     await Promise.all([

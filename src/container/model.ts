@@ -66,6 +66,12 @@ export interface ContainerRecord extends Omit<ContainerStatusFields, 'startedAt'
   oomKilled: boolean;
   /** Its image mounts (Mount.image): the views made and mounted for it. */
   imageMounts: ImageMountRecord[];
+  /**
+   * containerd's task was deleted after the exit (this process saw the delete succeed), and a
+   * CRI container never gets another: RemoveContainer skips its Tasks.Delete, which would only
+   * answer NotFound. Not persisted; after a restart RemoveContainer asks containerd again.
+   */
+  taskDeleted?: boolean;
 }
 
 /** The immutable part, written once as the containerd container's extension. */
