@@ -54,6 +54,8 @@ export interface ImageEtcFiles {
 const CACHED_FILE_BYTES = 64 * 1024;
 const CACHED_IMAGES = 256;
 
+const etcKey = (snapshotter: string, parent: string) => `${snapshotter}\n${parent}`;
+
 /**
  * The /etc files of each image top layer (snapshotter and parent snapshot),
  * once one container of it has read them. A new container's upper layer is
@@ -66,12 +68,12 @@ export class ImageEtcCache {
   private readonly entries = new Map<string, ImageEtcFiles>();
 
   get(snapshotter: string, parent: string): ImageEtcFiles | undefined {
-    return parent ? this.entries.get(`${snapshotter}\n${parent}`) : undefined;
+    return parent ? this.entries.get(etcKey(snapshotter, parent)) : undefined;
   }
 
   remember(snapshotter: string, parent: string, files: ImageEtcFiles): void {
     if (!parent || [files.passwd, files.group].some((f) => f !== undefined && f.length > CACHED_FILE_BYTES)) return;
-    const key = `${snapshotter}\n${parent}`;
+    const key = etcKey(snapshotter, parent);
     this.entries.delete(key);
     this.entries.set(key, files);
     if (this.entries.size > CACHED_IMAGES) this.entries.delete(this.entries.keys().next().value!);

@@ -145,12 +145,6 @@ export function checkImageMounts(mounts: readonly Mount[], images: Pick<ImageSto
   });
 }
 
-/**
- * Makes the views of a container's image mounts and mounts them on the
- * host. `leased` carries CreateContainer's lease, which holds the views
- * until the container's labels do; each step's reverse goes on `undo`.
- * Returns the records and the GC labels the container must carry.
- */
 /** The views made for a container's image mounts, and the labels that name them on its object. */
 export interface PreparedImageMounts {
   records: ImageMountRecord[];
@@ -160,6 +154,12 @@ export interface PreparedImageMounts {
 /** A container that mounts no image. */
 export const noImageMounts = (): PreparedImageMounts => ({ records: [], labels: {} });
 
+/**
+ * Makes the views of a container's image mounts and mounts them on the
+ * host. `leased` carries CreateContainer's lease, which holds the views
+ * until the container's labels do; each step's reverse goes on `undo`.
+ * Returns the records and the GC labels the container must carry.
+ */
 export async function prepareImageMounts(
   deps: ImageMountDeps,
   containerId: string,

@@ -101,17 +101,19 @@ const DATA_FIELD_TAG = (6 << 3) | 2;
  */
 class WriteChunk {
   readonly message: Buffer;
+  /** The buffer the message is built in, to give back once grpc-js has taken the message. */
+  readonly space: Buffer;
   private readonly dataAt: number;
   private filled = 0;
 
   constructor(
     head: Uint8Array,
     readonly length: number,
-    /** Where the message is built: at least dataAt + length bytes (see ChunkBuffers). */
-    readonly space: Buffer,
+    buffers: ChunkBuffers,
   ) {
     this.dataAt = head.byteLength + 1 + varintSize(length);
-    this.message = space.subarray(0, this.dataAt + length);
+    this.space = buffers.take(this.dataAt + length);
+    this.message = this.space.subarray(0, this.dataAt + length);
     this.message.set(head, 0);
     writeVarint(this.message, writeVarint(this.message, head.byteLength, DATA_FIELD_TAG), length);
   }
@@ -135,6 +137,7 @@ class WriteChunk {
 
 /** Room for a WRITE message's other fields (ref, digest, total, offset: well under this). */
 const HEAD_ROOM = 1024;
+const POOLED_BYTES = HEAD_ROOM + CHUNK;
 
 /**
  * The megabyte buffers one blob's WRITE messages are built in, reused: a
@@ -147,12 +150,14 @@ const HEAD_ROOM = 1024;
 class ChunkBuffers {
   private readonly free: Buffer[] = [];
 
-  take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(HEAD_ROOM + CHUNK);
+  /** A buffer of at least `bytes`; one above the pooled size (a head larger than HEAD_ROOM) is its own. */
+  take(bytes: number): Buffer {
+    if (bytes > POOLED_BYTES) return Buffer.allocUnsafeSlow(bytes);
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(POOLED_BYTES);
   }
 
   give(space: Buffer): void {
-    this.free.push(space);
+    if (space.byteLength === POOLED_BYTES) this.free.push(space);
   }
 }
 
@@ -242,7 +247,7 @@ async function copyIntoContent(conn: ContainerdConnection, blob: BlobToWrite, ct
           if (offset >= blob.size) {
             throw new InvalidArgumentError(`blob ${blob.digest} is larger than its descriptor says (${blob.size} bytes)`);
           }
-          chunk = new WriteChunk(request(WriteAction.WRITE, offset), Math.min(CHUNK, blob.size - offset), buffers.take());
+          chunk = new WriteChunk(request(WriteAction.WRITE, offset), Math.min(CHUNK, blob.size - offset), buffers);
         }
         at += chunk.fill(piece, at);
         if (chunk.full) {
